@@ -1,0 +1,252 @@
+//! Command-line flags, and their conversion into validated values. No I/O happens here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::task::{TaskError, TaskFlags, TaskInput};
+
+/// curflow keeps many AWS payers' Cost and Usage Reports mirrored in one staging store and
+/// computes hourly Reserved Instance and Savings Plans waste per application.
+#[derive(Debug, Parser)]
+#[command(name = "curflow", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log
+    /// pipelines. Default: text, except json in the `prod` profile when stderr is not a terminal.
+    #[arg(long, global = true, value_enum, env = "CURFLOW_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Synchronize each payer's CUR into staging and run the wastage analytics.
+    ///
+    /// The task comes from TASK_INPUT_JSON (the seed's format, e.g.
+    /// {"year": 2025, "month": 7, "payers": ["671238551718"], "env": "prod"}) or from flags.
+    /// The run covers the task month and the month before it (setting `periods`).
+    Run(RunArgs),
+    /// Show what `run` would do for each payer and billing period, changing nothing.
+    Plan(TaskArgs),
+    /// Write synthetic CUR 2.0 Parquet for one payer and month, with its ground truth.
+    Generate(GenerateArgs),
+    /// List, add or remove payers in the warehouse's payer table (entries there take
+    /// precedence over the settings file's `[[<env>.payers]]`).
+    Payers(PayersArgs),
+    /// Print one payer-month's top wasted commitments and applications, and write an HTML
+    /// report with charts (self-contained: opens offline).
+    Report(ReportArgs),
+    /// Generate a month of CUR for three payers under ./curflow-data/sources, run the real
+    /// pipeline on it with the built-in `local` profile, and print the summary.
+    Demo(DemoArgs),
+}
+
+/// The task and where settings come from.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// Settings file (TOML, one table per profile). Default: ./curflow.toml if it exists.
+    #[arg(long, env = "CURFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The task as JSON (seed format). Give either this or the flags below.
+    #[arg(long = "task-json", env = "TASK_INPUT_JSON", hide_env_values = true)]
+    pub task_json: Option<String>,
+    /// Billing year of the task month.
+    #[arg(long, allow_negative_numbers = true)]
+    pub year: Option<i64>,
+    /// Billing month of the task, 1-12.
+    #[arg(long, allow_negative_numbers = true)]
+    pub month: Option<i64>,
+    /// A payer account id (12 digits); repeat for several payers.
+    #[arg(long = "payer")]
+    pub payers: Vec<String>,
+    /// Settings profile. Default with flags: local.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Partner id, passed through to notifications.
+    #[arg(long)]
+    pub partner_id: Option<u64>,
+    /// Billing periods to synchronize: the task month and the N-1 before it (late data and
+    /// restatements of older months), 1-36. Overrides the profile's `periods` (default 2).
+    #[arg(long)]
+    pub periods: Option<u32>,
+}
+
+impl TaskArgs {
+    /// The validated task.
+    pub fn task(&self) -> Result<TaskInput, TaskError> {
+        let flags = TaskFlags {
+            year: self.year,
+            month: self.month,
+            payers: self.payers.clone(),
+            env: self.env.clone(),
+            partner_id: self.partner_id,
+        };
+        TaskInput::from_sources(self.task_json.as_deref(), &flags)
+    }
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The task.
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Plan only: print what would be copied, deleted and analysed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `generate` flags.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Export root to write to (a directory or s3://bucket/prefix/export-name).
+    #[arg(long)]
+    pub out: String,
+    /// Payer account id (12 digits).
+    #[arg(long)]
+    pub payer: String,
+    /// Billing year.
+    #[arg(long, allow_negative_numbers = true)]
+    pub year: i64,
+    /// Billing month, 1-12.
+    #[arg(long, allow_negative_numbers = true)]
+    pub month: i64,
+    /// Approximate number of CUR rows for the month.
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: u64,
+    /// Seed: the same seed writes the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Delivery number; a new delivery replaces the period's files with new names.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub delivery: u32,
+    /// Export name (the last folder of the export root, and the file name prefix).
+    #[arg(long, default_value = "cur2")]
+    pub export_name: String,
+}
+
+/// `demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where sources, staging and warehouse go.
+    #[arg(long, default_value = "./curflow-data")]
+    pub data_dir: PathBuf,
+    /// Billing year of the demo month.
+    #[arg(long, default_value_t = 2025, allow_negative_numbers = true)]
+    pub year: i64,
+    /// Billing month of the demo, 1-12.
+    #[arg(long, default_value_t = 7, allow_negative_numbers = true)]
+    pub month: i64,
+    /// Approximate CUR rows per payer.
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: u64,
+}
+
+/// `report` flags.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Settings file. Default: ./curflow.toml if it exists.
+    #[arg(long, env = "CURFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Settings profile.
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// Payer account id (12 digits).
+    #[arg(long)]
+    pub payer: String,
+    /// Billing period, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// Where to write the HTML report. Default: ./curflow-waste-<payer>-<period>.html
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+/// `payers` flags.
+#[derive(Debug, Args)]
+pub struct PayersArgs {
+    /// Settings file. Default: ./curflow.toml if it exists.
+    #[arg(long, env = "CURFLOW_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Settings profile whose warehouse holds the payer table.
+    #[arg(long, default_value = "local", global = true)]
+    pub env: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PayersAction,
+}
+
+/// `payers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PayersAction {
+    /// Every configured payer: the payer table's, then the settings file's.
+    List,
+    /// Add a payer to the payer table, or replace its entry.
+    Add(PayerEntryArgs),
+    /// Remove a payer from the payer table.
+    Remove {
+        /// Payer account id (12 digits).
+        #[arg(long)]
+        payer: String,
+    },
+}
+
+/// A payer table entry; the same keys as a settings-file payer entry.
+#[derive(Debug, Args)]
+pub struct PayerEntryArgs {
+    /// Payer account id (12 digits).
+    #[arg(long)]
+    pub payer: String,
+    /// The CUR export root: s3://bucket/prefix/export-name or a directory.
+    #[arg(long)]
+    pub source: String,
+    /// Export layout.
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Region of the source bucket.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Role to assume to read the source.
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// External id required by the role.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// Keep the entry but skip the payer in runs.
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+impl PayerEntryArgs {
+    /// The entry as JSON with settings-file keys (validated when stored).
+    pub fn to_json(&self) -> String {
+        let mut entry = serde_json::Map::new();
+        entry.insert("payer_id".into(), self.payer.clone().into());
+        entry.insert("source".into(), self.source.clone().into());
+        let optional = [
+            ("layout", &self.layout),
+            ("region", &self.region),
+            ("role_arn", &self.role_arn),
+            ("external_id", &self.external_id),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                entry.insert(key.into(), value.clone().into());
+            }
+        }
+        entry.insert("active".into(), (!self.inactive).into());
+        serde_json::Value::Object(entry).to_string()
+    }
+}

@@ -1,0 +1,70 @@
+//! curflow: keeps many AWS payers' Cost and Usage Reports (CUR) mirrored in one staging
+//! store, and turns them into hourly Reserved Instance and Savings Plans wastage per
+//! application.
+//!
+//! Data flows one way (DESIGN.md §1): [`task`] and [`settings`] validate what was asked,
+//! [`payers`] says where each payer's CUR lives, [`sync`] mirrors it into staging through
+//! [`storage`], [`warehouse`] analyses it, [`report`] tells what happened, and
+//! [`pipeline`] is the only module that knows that order.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod demo;
+pub mod generate;
+pub mod payer_registry;
+pub mod payers;
+pub mod pipeline;
+pub mod report;
+pub mod secrets;
+pub mod settings;
+pub mod storage;
+pub mod sync;
+pub mod task;
+pub mod warehouse;
+pub mod waste_report;
+
+/// Any error a command can end with. [`Error::is_bad_input`] tells bad input (exit 2,
+/// nothing was touched) from a failure at run time (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The task input was refused.
+    #[error(transparent)]
+    Task(#[from] task::TaskError),
+    /// The settings were refused.
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    /// The run could not start (unknown payer, unusable URL).
+    #[error(transparent)]
+    Setup(#[from] pipeline::SetupError),
+    /// A storage operation failed.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    /// The generator failed.
+    #[error(transparent)]
+    Generate(#[from] generate::GenerateError),
+    /// The payer table could not be shown or changed.
+    #[error(transparent)]
+    Registry(#[from] payer_registry::RegistryError),
+    /// The report could not be made.
+    #[error(transparent)]
+    Report(#[from] waste_report::ReportError),
+    /// The demo failed.
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+}
+
+impl Error {
+    /// True when the input or configuration was wrong and nothing was changed.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Task(_) | Error::Settings(_) | Error::Setup(_) => true,
+            Error::Storage(e) => matches!(e, storage::StorageError::BadUrl { .. }),
+            Error::Demo(demo::DemoError::Task(_) | demo::DemoError::Settings(_)) => true,
+            Error::Registry(payer_registry::RegistryError::Warehouse(
+                warehouse::WarehouseError::PayerTable(_),
+            )) => true,
+            Error::Generate(_) | Error::Demo(_) | Error::Report(_) | Error::Registry(_) => false,
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The `curflow` binary: parse the command line, call the library, decide the exit code.
+//!
+//! Exit codes (DESIGN.md §3): 0 success (also "already synchronized"); 2 bad input or
+//! settings, nothing touched and nothing sent; 1 a failure at run time. This file is the
+//! only place that decides them. After a run (not a plan) it publishes the metrics and the
+//! notification; an unexpected error or panic during the run takes the fatal path: a
+//! `FatalError` metric, a `failed` notification, one `error:` line and exit 1. An
+//! undeliverable notification makes the exit code 1 only with `notify.required = true`.
+
+use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Parser;
+use curflow::cli::{Cli, Command, LogFormat, PayersAction, TaskArgs};
+use curflow::generate::{self, GenerateOptions};
+use curflow::pipeline::{self, Mode};
+use curflow::report::{self, Delivery, RunReport, Status};
+use curflow::settings::SettingsSource;
+use curflow::storage::{Location, StoreUrl};
+use curflow::task::{BillingPeriod, PayerId, TaskError};
+use curflow::{Error, demo, payer_registry};
+use futures::FutureExt;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let mode = if args.dry_run { Mode::Plan } else { Mode::Run };
+            run_task(&runtime, cli.log_format, &args.task, mode)
+        }
+        Command::Plan(args) => run_task(&runtime, cli.log_format, &args, Mode::Plan),
+        command => {
+            init_logging(cli.log_format, None);
+            match runtime.block_on(execute(command)) {
+                Ok(Some(report)) => {
+                    print!("{}", report::render_summary(&report));
+                    exit_code(report.status(), false)
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(error) => refuse(&error),
+            }
+        }
+    }
+}
+
+/// `run` and `plan`: validate, run, publish (runs only), decide the exit code.
+fn run_task(
+    runtime: &tokio::runtime::Runtime,
+    format: Option<LogFormat>,
+    args: &TaskArgs,
+    mode: Mode,
+) -> ExitCode {
+    let prepared = match args.task() {
+        Ok(task) => SettingsSource::from_env(args.config.clone())
+            .load(&task.env)
+            .and_then(|settings| settings.with_periods(args.periods))
+            .map(|settings| (task, settings))
+            .map_err(Error::from),
+        Err(error) => Err(Error::from(error)),
+    };
+    let (task, settings) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return refuse(&error),
+    };
+    init_logging(format, Some(&task.env));
+    // A panic is logged as one line by the hook; the fatal path below reports it.
+    std::panic::set_hook(Box::new(
+        |info| tracing::error!(panic = %info, "internal error"),
+    ));
+    let started_at = Utc::now();
+    let outcome =
+        runtime.block_on(AssertUnwindSafe(pipeline::run(&task, &settings, mode)).catch_unwind());
+    let report = match outcome {
+        Ok(Ok(report)) => report,
+        Ok(Err(error)) => {
+            let error = Error::from(error);
+            if error.is_bad_input() {
+                return refuse(&error);
+            }
+            RunReport::fatal(task, &settings, started_at, chain(&error))
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            RunReport::fatal(
+                task,
+                &settings,
+                started_at,
+                format!("internal error: {message}"),
+            )
+        }
+    };
+    let notification_lost = mode == Mode::Run
+        && runtime
+            .block_on(report::publish(&report, &settings))
+            .notification
+            == Delivery::Failed
+        && settings.notify.as_ref().is_some_and(|n| n.required);
+    match &report.fatal {
+        Some(error) => eprintln!("error: {error}"),
+        None => print!("{}", report::render_summary(&report)),
+    }
+    exit_code(report.status(), notification_lost)
+}
+
+/// The documented exit code of a run that reported.
+fn exit_code(status: Status, notification_lost: bool) -> ExitCode {
+    match status {
+        Status::Failed => ExitCode::from(1),
+        Status::Success | Status::AnalyticsFailed if notification_lost => ExitCode::from(1),
+        Status::Success | Status::AnalyticsFailed => ExitCode::SUCCESS,
+    }
+}
+
+/// One `error:` line; exit 2 for bad input, 1 otherwise.
+fn refuse(error: &Error) -> ExitCode {
+    eprintln!("error: {}", chain(error));
+    ExitCode::from(if error.is_bad_input() { 2 } else { 1 })
+}
+
+/// The error and its causes on one line.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Log targets capped at `info` whatever `CURFLOW_LOG` says.
+const SECRET_BEARING_LOGS: &[&str] = &[
+    "lapin",
+    "amq_protocol",
+    "amq_protocol_tcp",
+    "aws_smithy_runtime",
+    "aws_smithy_http",
+    "aws_smithy_runtime_api",
+    "aws_sdk_secretsmanager",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+];
+
+/// Text logs for people; JSON (one object per line) with `--log-format json`, or by default
+/// in the `prod` profile when stderr is not a terminal (a container's log driver).
+fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => env == Some("prod") && !std::io::stderr().is_terminal(),
+    };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,curflow=info"));
+    // These libraries log protocol frames and HTTP bodies at debug and trace level, which
+    // hold credentials (the AMQP login, a GetSecretValue answer): never below info.
+    for quiet in SECRET_BEARING_LOGS {
+        if let Ok(directive) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    curflow::sync::progress::enable_bars(!json && std::io::stderr().is_terminal());
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The commands that neither publish nor take the fatal path: demo, report and generate.
+async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
+    match command {
+        // Handled by `run_task`.
+        Command::Run(_) | Command::Plan(_) => Ok(None),
+        Command::Demo(args) => Ok(Some(
+            demo::run(&args.data_dir, args.year, args.month, args.rows).await?,
+        )),
+        Command::Payers(args) => {
+            let settings = SettingsSource::from_env(args.config.clone()).load(&args.env)?;
+            let text = match &args.action {
+                PayersAction::List => payer_registry::list(&settings).await?,
+                PayersAction::Add(entry) => {
+                    payer_registry::add(&settings, &entry.to_json()).await?
+                }
+                PayersAction::Remove { payer } => {
+                    let payer = PayerId::parse(payer).map_err(|reason| TaskError::Invalid {
+                        field: "payer",
+                        value: format!("\"{payer}\""),
+                        reason,
+                    })?;
+                    payer_registry::remove(&settings, &payer).await?
+                }
+            };
+            print!("{text}");
+            Ok(None)
+        }
+        Command::Report(args) => {
+            let period = BillingPeriod::parse(&args.period)?;
+            let payer = PayerId::parse(&args.payer).map_err(|reason| TaskError::Invalid {
+                field: "payer",
+                value: format!("\"{}\"", args.payer),
+                reason,
+            })?;
+            let settings = SettingsSource::from_env(args.config.clone()).load(&args.env)?;
+            let html = args
+                .html
+                .unwrap_or_else(|| curflow::waste_report::default_path(&payer, period));
+            print!(
+                "{}",
+                curflow::waste_report::run(&settings, &payer, period, &html).await?
+            );
+            Ok(None)
+        }
+        Command::Generate(args) => {
+            let period = BillingPeriod::new(args.year, args.month)?;
+            let payer = PayerId::parse(&args.payer).map_err(|reason| TaskError::Invalid {
+                field: "payer",
+                value: format!("\"{}\"", args.payer),
+                reason,
+            })?;
+            let root = StoreUrl::parse(&args.out)?;
+            let export = Location::open(&root, None)?;
+            let mut options =
+                GenerateOptions::new(payer.as_str().to_owned(), period.year(), period.month());
+            options.rows = args.rows;
+            options.seed = args.seed;
+            options.delivery = args.delivery;
+            options.export_name = args.export_name;
+            options.root_url = root.to_string();
+            let (store, prefix) = export.store();
+            let report = generate::generate(store, &prefix, &options).await?;
+            println!(
+                "wrote {} rows in {} files ({} bytes) to {root}: RI waste ${:.2}, SP waste ${:.2} over {} commitments",
+                report.rows,
+                report.files.len(),
+                report.bytes,
+                report.ri_unused_cost,
+                report.sp_unused_cost,
+                report.commitments
+            );
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Payer configuration: where each payer's CUR export lives and how to reach it.
+//!
+//! Configurations come from the settings file today; the warehouse's payer table takes
+//! precedence once a backend provides one (DESIGN.md §3). [`select`] matches the task's
+//! payers against what is configured before any data is touched, so an unknown payer is
+//! bad input (exit 2), not a failure halfway through a run.
+
+use serde::Deserialize;
+
+use crate::storage::{Access, StoreUrl};
+use crate::task::PayerId;
+
+/// How a payer's export is laid out in its bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// AWS Data Exports (CUR 2.0): `data/BILLING_PERIOD=YYYY-MM/` and `metadata/…Manifest.json`.
+    #[default]
+    Cur2,
+}
+
+/// One payer's source of CUR data.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayerConfig {
+    /// The payer (management) account id, 12 digits.
+    pub payer_id: PayerId,
+    /// URL of the export root, e.g. `s3://bucket/prefix/export-name` or a local directory.
+    pub source: String,
+    /// Layout of the export. Default: `cur2`.
+    #[serde(default)]
+    pub layout: Layout,
+    /// AWS region of the source bucket. Default: the environment's region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A role in the payer's account to assume (STS) for reading its export. Default: none,
+    /// the default credential chain reads it (a bucket policy must then allow that).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires. Default: none.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Inactive payers are skipped (and said so) instead of synchronized. Default: true.
+    #[serde(default = "active_by_default")]
+    pub active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+impl PayerConfig {
+    /// The validated source URL.
+    pub fn source_url(&self) -> Result<StoreUrl, crate::storage::StorageError> {
+        StoreUrl::parse(&self.source)
+    }
+
+    /// How the source is reached: its region and role.
+    pub fn access(&self) -> Access {
+        Access {
+            region: self.region.clone(),
+            role_arn: self.role_arn.clone(),
+            external_id: self.external_id.clone(),
+        }
+    }
+}
+
+/// A task payer with no configuration anywhere.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "payer {0} is not configured: add a [[<env>.payers]] entry with payer_id = \"{0}\" and its source to the settings file"
+)]
+pub struct NotConfigured(pub PayerId);
+
+/// What the run does with one task payer.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Synchronize this payer from this configuration.
+    Process(PayerConfig),
+    /// Configured but marked inactive: reported, not touched.
+    Inactive(PayerId),
+}
+
+/// Matches the task's payers, in order, against the configured ones.
+pub fn select(
+    task: &[PayerId],
+    configured: &[PayerConfig],
+) -> Result<Vec<Selection>, NotConfigured> {
+    task.iter()
+        .map(|id| match configured.iter().find(|c| &c.payer_id == id) {
+            Some(c) if c.active => Ok(Selection::Process(c.clone())),
+            Some(_) => Ok(Selection::Inactive(id.clone())),
+            None => Err(NotConfigured(id.clone())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(id: &str, active: bool) -> PayerConfig {
+        PayerConfig {
+            payer_id: PayerId::parse(id).unwrap(),
+            source: "/tmp/src".into(),
+            layout: Layout::Cur2,
+            region: None,
+            role_arn: None,
+            external_id: None,
+            active,
+        }
+    }
+
+    #[test]
+    fn selects_in_task_order_and_refuses_unknown_payers() {
+        let configured = [config("111111111111", true), config("222222222222", false)];
+        let task = [
+            PayerId::parse("222222222222").unwrap(),
+            PayerId::parse("111111111111").unwrap(),
+        ];
+        let got = select(&task, &configured).unwrap();
+        assert!(matches!(&got[0], Selection::Inactive(id) if id.as_str() == "222222222222"));
+        assert!(matches!(&got[1], Selection::Process(c) if c.payer_id.as_str() == "111111111111"));
+        let unknown = [PayerId::parse("333333333333").unwrap()];
+        assert!(
+            select(&unknown, &configured)
+                .unwrap_err()
+                .to_string()
+                .contains("333333333333")
+        );
+    }
+}

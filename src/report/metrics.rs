@@ -1,0 +1,286 @@
+//! Run metrics: CloudWatch `PutMetricData`, or CloudWatch Embedded Metric Format (EMF)
+//! lines on stdout, which the CloudWatch Logs agent (and Fargate's awslogs driver) turns
+//! into metrics without an API call.
+//!
+//! Every count is sent twice: with the dimension `Env` (the whole run) and with `Env` and
+//! `PayerId` (one payer), because CloudWatch does not add up across dimensions. Run-level
+//! metrics (`DurationSeconds`, `TaskCompleted`, `FatalError`, `NotificationFailed`) carry
+//! `Env` only. The client is `aws-sdk-cloudwatch = "=1.99.0"`, the last release that speaks
+//! the Query protocol: later ones speak RPCv2-CBOR, which moto's server (our test server)
+//! and some VPC endpoints do not answer.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use serde_json::{Value, json};
+
+use super::notify::duration_seconds;
+use super::{RunReport, Status, Totals};
+use crate::settings::{MetricsKind, MetricsSettings};
+
+/// PutMetricData accepts at most this many data points per call.
+const MAX_DATA_PER_CALL: usize = 1000;
+
+/// Metrics could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// CloudWatch refused or failed a PutMetricData call.
+    #[error(
+        "CloudWatch PutMetricData to namespace \"{namespace}\" failed: {message}; the task role needs cloudwatch:PutMetricData"
+    )]
+    CloudWatch {
+        /// The namespace.
+        namespace: String,
+        /// The service's error.
+        message: String,
+    },
+}
+
+/// A metric's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Count,
+    Bytes,
+    Seconds,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Bytes => "Bytes",
+            Unit::Seconds => "Seconds",
+        }
+    }
+}
+
+/// Dimension names and values, e.g. `[("Env", "prod"), ("PayerId", "671238551718")]`.
+type Dimensions = Vec<(&'static str, String)>;
+
+/// One value with its dimensions.
+#[derive(Debug, Clone, PartialEq)]
+struct Datum {
+    name: &'static str,
+    value: f64,
+    unit: Unit,
+    dimensions: Dimensions,
+}
+
+/// The counts of `totals` as metrics with these dimensions.
+fn count_data(totals: &Totals, dimensions: &[(&'static str, String)], out: &mut Vec<Datum>) {
+    let counts = [
+        ("FilesCopied", totals.files_copied as f64, Unit::Count),
+        ("BytesCopied", totals.bytes_copied as f64, Unit::Bytes),
+        ("FilesDeleted", totals.files_deleted as f64, Unit::Count),
+        (
+            "PeriodsSynchronized",
+            totals.periods_synchronized as f64,
+            Unit::Count,
+        ),
+        (
+            "AlreadySynchronized",
+            totals.already_synchronized as f64,
+            Unit::Count,
+        ),
+        ("PeriodsFailed", totals.periods_failed as f64, Unit::Count),
+        (
+            "AnalyticsFailed",
+            totals.analytics_failed as f64,
+            Unit::Count,
+        ),
+        (
+            "ReconciliationMismatches",
+            totals.reconciliation_mismatches as f64,
+            Unit::Count,
+        ),
+    ];
+    out.extend(counts.into_iter().map(|(name, value, unit)| Datum {
+        name,
+        value,
+        unit,
+        dimensions: dimensions.to_vec(),
+    }));
+}
+
+/// Every metric of the run.
+fn data(report: &RunReport, notification_failed: bool) -> Vec<Datum> {
+    let env = vec![("Env", report.task.env.clone())];
+    let mut out = Vec::new();
+    count_data(&Totals::of(&report.periods), &env, &mut out);
+    let mut payers: BTreeMap<&str, Totals> = BTreeMap::new();
+    for p in &report.periods {
+        payers.entry(p.payer.as_str()).or_default().add(&p.outcome);
+    }
+    for (payer, totals) in payers {
+        let dimensions = [env[0].clone(), ("PayerId", payer.to_owned())];
+        count_data(&totals, &dimensions, &mut out);
+    }
+    let failed = report.status() == Status::Failed;
+    let run = [
+        ("DurationSeconds", duration_seconds(report), Unit::Seconds),
+        ("TaskCompleted", if failed { 0.0 } else { 1.0 }, Unit::Count),
+        ("FatalError", if failed { 1.0 } else { 0.0 }, Unit::Count),
+        (
+            "NotificationFailed",
+            if notification_failed { 1.0 } else { 0.0 },
+            Unit::Count,
+        ),
+    ];
+    out.extend(run.into_iter().map(|(name, value, unit)| Datum {
+        name,
+        value,
+        unit,
+        dimensions: env.clone(),
+    }));
+    out
+}
+
+/// Sends the run's metrics where the settings say. `Ok(false)` when metrics are off.
+pub(super) async fn send(
+    report: &RunReport,
+    settings: &MetricsSettings,
+    notification_failed: bool,
+) -> Result<bool, MetricsError> {
+    let data = data(report, notification_failed);
+    match settings.kind {
+        MetricsKind::None => Ok(false),
+        MetricsKind::Emf => {
+            let timestamp = report.finished_at.timestamp_millis();
+            for line in emf_lines(&settings.namespace, timestamp, &data) {
+                println!("{line}");
+            }
+            Ok(true)
+        }
+        MetricsKind::CloudWatch => {
+            put_metric_data(settings, report.finished_at.timestamp(), &data).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// One EMF object per dimension set (CloudWatch Embedded Metric Format specification:
+/// `_aws.Timestamp` in epoch milliseconds, `_aws.CloudWatchMetrics[{Namespace, Dimensions,
+/// Metrics}]`, values and dimension values as top-level members).
+fn emf_lines(namespace: &str, timestamp_ms: i64, data: &[Datum]) -> Vec<Value> {
+    let mut groups: Vec<(&Dimensions, Vec<&Datum>)> = Vec::new();
+    for datum in data {
+        match groups
+            .iter_mut()
+            .find(|(dims, _)| **dims == datum.dimensions)
+        {
+            Some((_, members)) => members.push(datum),
+            None => groups.push((&datum.dimensions, vec![datum])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(dimensions, members)| {
+            let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+            let metrics: Vec<Value> = members
+                .iter()
+                .map(|d| json!({"Name": d.name, "Unit": d.unit.name()}))
+                .collect();
+            let mut line = json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [names], "Metrics": metrics}],
+                },
+            });
+            if let Some(object) = line.as_object_mut() {
+                for (name, value) in dimensions {
+                    object.insert((*name).to_owned(), json!(value));
+                }
+                for d in members {
+                    object.insert(d.name.to_owned(), json!(d.value));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+/// PutMetricData, in batches of the API's limit.
+async fn put_metric_data(
+    settings: &MetricsSettings,
+    timestamp: i64,
+    data: &[Datum],
+) -> Result<(), MetricsError> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let client = aws_sdk_cloudwatch::Client::new(&loader.load().await);
+    let data: Vec<MetricDatum> = data
+        .iter()
+        .map(|d| {
+            let unit = match d.unit {
+                Unit::Count => StandardUnit::Count,
+                Unit::Bytes => StandardUnit::Bytes,
+                Unit::Seconds => StandardUnit::Seconds,
+            };
+            let mut datum = MetricDatum::builder()
+                .metric_name(d.name)
+                .value(d.value)
+                .unit(unit)
+                .timestamp(AwsDateTime::from_secs(timestamp));
+            for (name, value) in &d.dimensions {
+                datum = datum.dimensions(Dimension::builder().name(*name).value(value).build());
+            }
+            datum.build()
+        })
+        .collect();
+    for batch in data.chunks(MAX_DATA_PER_CALL) {
+        client
+            .put_metric_data()
+            .namespace(&settings.namespace)
+            .set_metric_data(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| MetricsError::CloudWatch {
+                namespace: settings.namespace.clone(),
+                message: aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string(),
+            })?;
+    }
+    tracing::info!(namespace = %settings.namespace, metrics = data.len(), "metrics sent to CloudWatch");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_groups_by_dimension_set() {
+        let datum = |name, dims: &[(&'static str, &str)]| Datum {
+            name,
+            value: 2.0,
+            unit: Unit::Count,
+            dimensions: dims.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        };
+        let data = [
+            datum("FilesCopied", &[("Env", "prod")]),
+            datum(
+                "FilesCopied",
+                &[("Env", "prod"), ("PayerId", "671238551718")],
+            ),
+            datum("FatalError", &[("Env", "prod")]),
+        ];
+        let lines = emf_lines("curflow", 1_700_000_000_000, &data);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Env"]])
+        );
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(lines[0]["FatalError"], json!(2.0));
+        assert_eq!(lines[1]["PayerId"], json!("671238551718"));
+        assert_eq!(lines[1]["_aws"]["Timestamp"], json!(1_700_000_000_000i64));
+    }
+}

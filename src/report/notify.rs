@@ -1,0 +1,287 @@
+//! The end-of-run notification: one persistent JSON message to RabbitMQ, published with
+//! publisher confirms, retried with exponential backoff and jitter.
+//!
+//! The body's schema is documented in `docs/notification.md`; [`notification_body`] is its
+//! one implementation. Nothing here decides the exit code: [`send`] says whether the message
+//! was delivered and `main` applies the documented rule (`notify.required`).
+
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::uri::AMQPUri;
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use serde_json::{Value, json};
+
+use super::{PeriodOutcome, RunReport, Status, Totals};
+use crate::secrets::{Secret, SecretError};
+use crate::settings::NotifySettings;
+
+/// The version of the body's layout; raised on any change a consumer could notice.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The longest wait between two attempts, however many retries are configured.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The notification could not be delivered. Messages never hold the broker's credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The broker URL could not be read from where the settings say it is.
+    #[error("cannot read notify.amqp_url: {0}")]
+    Secret(#[from] SecretError),
+    /// The broker URL is not an AMQP URL.
+    #[error(
+        "notify.amqp_url is not a valid amqp:// or amqps:// URL (value not shown); check the secret's value"
+    )]
+    BadUrl,
+    /// Every attempt failed.
+    #[error(
+        "no confirmed delivery to exchange \"{exchange}\" (routing key \"{routing_key}\") on {host} after {attempts} attempt(s); last error: {last}"
+    )]
+    Undelivered {
+        /// The broker host and port.
+        host: String,
+        /// The exchange.
+        exchange: String,
+        /// The routing key.
+        routing_key: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error, credentials removed.
+        last: String,
+    },
+}
+
+/// Why one attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Amqp(#[from] lapin::Error),
+    #[error(
+        "the broker returned the message as unroutable: bind a queue to the exchange with this routing key"
+    )]
+    Unroutable,
+    #[error("the broker refused the message (nack)")]
+    Nack,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The overall result as the notification names it: `success`, `partial` (some work done,
+/// something failed) or `failed` (nothing succeeded, or the run ended on a fatal error).
+pub fn verdict(report: &RunReport) -> &'static str {
+    match report.status() {
+        Status::Success => "success",
+        Status::AnalyticsFailed => "partial",
+        Status::Failed
+            if report.fatal.is_none()
+                && report
+                    .periods
+                    .iter()
+                    .any(|p| !matches!(p.outcome, PeriodOutcome::Failed { .. })) =>
+        {
+            "partial"
+        }
+        Status::Failed => "failed",
+    }
+}
+
+/// The message body (schema in `docs/notification.md`).
+pub fn notification_body(report: &RunReport) -> Value {
+    let task = &report.task;
+    let totals = Totals::of(&report.periods);
+    let periods: Vec<Value> = report
+        .periods
+        .iter()
+        .map(|p| {
+            let mut entry = json!({
+                "payer_id": p.payer.as_str(),
+                "billing_period": p.period.to_string(),
+                "duration_seconds": p.duration.as_secs_f64(),
+            });
+            let fields = match &p.outcome {
+                PeriodOutcome::AlreadySynchronized => json!({"outcome": "already_synchronized"}),
+                PeriodOutcome::Planned { counts, .. } => json!({
+                    "outcome": "planned",
+                    "files_copied": counts.copied_files,
+                    "bytes_copied": counts.copied_bytes,
+                    "files_deleted": counts.deleted_files,
+                }),
+                PeriodOutcome::Synchronized { counts, analytics } => {
+                    let analytics = match (analytics.failure(), &analytics.totals) {
+                        (Some(failed), _) => json!({
+                            "status": "failed",
+                            "failed_statement": failed.name,
+                            "error": failed.error,
+                        }),
+                        (None, Some(t)) => json!({
+                            "status": "succeeded",
+                            "ri_unused_cost": t.ri_unused_cost,
+                            "sp_unused_cost": t.sp_unused_cost,
+                            "reconciliation_mismatches": t.mismatches.len(),
+                        }),
+                        (None, None) => json!({"status": "succeeded"}),
+                    };
+                    json!({
+                        "outcome": "synchronized",
+                        "files_copied": counts.copied_files,
+                        "bytes_copied": counts.copied_bytes,
+                        "files_deleted": counts.deleted_files,
+                        "files_unchanged": counts.unchanged_files,
+                        "analytics": analytics,
+                    })
+                }
+                PeriodOutcome::Skipped { reason } => {
+                    json!({"outcome": "skipped", "reason": reason})
+                }
+                PeriodOutcome::Failed { error } => json!({"outcome": "failed", "error": error}),
+            };
+            if let (Some(entry), Value::Object(fields)) = (entry.as_object_mut(), fields) {
+                entry.extend(fields);
+            }
+            entry
+        })
+        .collect();
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "curflow_version": env!("CARGO_PKG_VERSION"),
+        "status": verdict(report),
+        "task": {
+            "year": task.period.year(),
+            "month": task.period.month(),
+            "payers": task.payers.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "partnerId": task.partner_id,
+            "module": task.module,
+            "env": task.env,
+        },
+        "started_at": report.started_at.to_rfc3339(),
+        "finished_at": report.finished_at.to_rfc3339(),
+        "duration_seconds": duration_seconds(report),
+        "totals": {
+            "files_copied": totals.files_copied,
+            "bytes_copied": totals.bytes_copied,
+            "files_deleted": totals.files_deleted,
+            "periods_synchronized": totals.periods_synchronized,
+            "already_synchronized": totals.already_synchronized,
+            "periods_skipped": totals.periods_skipped,
+            "periods_failed": totals.periods_failed,
+            "analytics_failed": totals.analytics_failed,
+            "reconciliation_mismatches": totals.reconciliation_mismatches,
+        },
+        "periods": periods,
+        "inactive_payers": report.inactive.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "error": report.fatal,
+    })
+}
+
+/// The run's wall-clock time in seconds.
+pub(super) fn duration_seconds(report: &RunReport) -> f64 {
+    (report.finished_at - report.started_at)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Publishes the report's notification, retrying as configured.
+pub(super) async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
+    let url = settings.amqp_url.read().await?;
+    let mut uri: AMQPUri = url.expose().parse().map_err(|_| NotifyError::BadUrl)?;
+    if let Some(vhost) = &settings.vhost {
+        uri.vhost = vhost.clone();
+    }
+    let password = Secret::new(uri.authority.userinfo.password.as_str());
+    let host = format!("{}:{}", uri.authority.host, uri.authority.port);
+    let body = notification_body(report).to_string();
+    let attempts = settings.retries + 1;
+    let mut delay = settings.backoff;
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        let result = tokio::time::timeout(
+            settings.timeout,
+            publish_once(uri.clone(), settings, body.as_bytes()),
+        )
+        .await
+        .unwrap_or(Err(AttemptError::Timeout(settings.timeout)));
+        match result {
+            Ok(()) => {
+                tracing::info!(%host, exchange = %settings.exchange, routing_key = %settings.routing_key, attempt, "run notification delivered");
+                return Ok(());
+            }
+            Err(error) => last = password.redact(&url.redact(&error.to_string())),
+        }
+        if attempt < attempts {
+            let wait = jitter(delay);
+            tracing::warn!(%host, attempt, of = attempts, error = %last, retry_in = ?wait, "run notification not delivered yet");
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+    }
+    Err(NotifyError::Undelivered {
+        host,
+        exchange: settings.exchange.clone(),
+        routing_key: settings.routing_key.clone(),
+        attempts,
+        last,
+    })
+}
+
+/// One attempt: connect, enable confirms, publish persistently, wait for the broker's ack.
+async fn publish_once(
+    uri: AMQPUri,
+    settings: &NotifySettings,
+    body: &[u8],
+) -> Result<(), AttemptError> {
+    let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_app_id("curflow".into());
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirmation = channel
+        .basic_publish(
+            settings.exchange.as_str().into(),
+            settings.routing_key.as_str().into(),
+            options,
+            body,
+            properties,
+        )
+        .await?
+        .await?;
+    let result = match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(AttemptError::Unroutable),
+        Confirmation::Nack(_) | Confirmation::NotRequested => Err(AttemptError::Nack),
+    };
+    // The message is confirmed (or refused) already; a failed close changes nothing.
+    let _ = connection.close(200, "done".into()).await;
+    result
+}
+
+/// `delay` scaled by a random factor in [0.5, 1], so that many tasks retrying at once spread out.
+fn jitter(delay: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    delay.mul_f64(0.5 + 0.5 * (random as f64 / u64::MAX as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_and_full_delay() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(2));
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
+                "{d:?}"
+            );
+        }
+    }
+}

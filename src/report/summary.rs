@@ -1,0 +1,175 @@
+//! The plain-text summary printed at the end of a run: one block per payer, one line per
+//! billing period, totals a FinOps engineer can check against the CUR.
+
+use std::fmt::Write;
+
+use super::{PeriodOutcome, RunReport, Status, SyncCounts};
+
+/// Bytes in the units people read: 1.2 MB, 3.4 GB.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Dollars with cents and thousands separators: $12,345.67.
+pub(super) fn dollars(amount: f64) -> String {
+    let cents = (amount * 100.0).round() as i64;
+    let (sign, cents) = if cents < 0 {
+        ("-", -cents)
+    } else {
+        ("", cents)
+    };
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}${grouped}.{:02}", cents % 100)
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+fn counts_line(verb: &str, c: &SyncCounts) -> String {
+    format!(
+        "{} {verb} ({}), {} deleted, {} unchanged",
+        plural(c.copied_files, "file"),
+        human_bytes(c.copied_bytes),
+        c.deleted_files,
+        c.unchanged_files
+    )
+}
+
+/// Renders the report as text.
+pub fn render_summary(report: &RunReport) -> String {
+    let mut out = String::new();
+    let task = &report.task;
+    let periods: Vec<String> =
+        report
+            .periods
+            .iter()
+            .map(|p| p.period.to_string())
+            .fold(Vec::new(), |mut acc, p| {
+                if !acc.contains(&p) {
+                    acc.push(p);
+                }
+                acc
+            });
+    let _ = writeln!(
+        out,
+        "curflow {}: env {}, task month {}, periods {}, {}",
+        if report.dry_run { "plan" } else { "run" },
+        task.env,
+        task.period,
+        periods.join(", "),
+        plural(task.payers.len(), "payer")
+    );
+    let mut current = None;
+    for p in &report.periods {
+        if current != Some(&p.payer) {
+            let _ = writeln!(out, "payer {}", p.payer);
+            current = Some(&p.payer);
+        }
+        let line = match &p.outcome {
+            PeriodOutcome::AlreadySynchronized => "Already synchronized".to_owned(),
+            PeriodOutcome::Planned { counts, analytics } => format!(
+                "to copy {} ({}), to delete {}, unchanged {}{}",
+                plural(counts.copied_files, "file"),
+                human_bytes(counts.copied_bytes),
+                counts.deleted_files,
+                counts.unchanged_files,
+                if *analytics { "; analytics to run" } else { "" }
+            ),
+            PeriodOutcome::Synchronized { counts, analytics } => {
+                let mut line = if counts.copied_files + counts.deleted_files == 0 {
+                    "staged copy up to date".to_owned()
+                } else {
+                    format!("synchronized: {}", counts_line("copied", counts))
+                };
+                match (&analytics.totals, analytics.failure()) {
+                    (_, Some(failed)) => {
+                        let _ = write!(
+                            line,
+                            "\n           analytics FAILED at {}: {}",
+                            failed.name,
+                            failed.error.as_deref().unwrap_or_default()
+                        );
+                    }
+                    (Some(t), None) => {
+                        let _ = write!(
+                            line,
+                            "\n           RI waste {} ({} hourly rows), SP waste {} ({} hourly rows)",
+                            dollars(t.ri_unused_cost),
+                            t.ri_rows,
+                            dollars(t.sp_unused_cost),
+                            t.sp_rows
+                        );
+                        if t.mismatches.is_empty() {
+                            line.push_str(", every commitment reconciles");
+                        }
+                        for m in &t.mismatches {
+                            let _ = write!(
+                                line,
+                                "\n           does not reconcile: {} {}: fee lines {}, hourly rows {}",
+                                m.kind,
+                                m.commitment_arn,
+                                dollars(m.expected),
+                                dollars(m.computed)
+                            );
+                        }
+                    }
+                    (None, None) => {}
+                }
+                line
+            }
+            PeriodOutcome::Skipped { reason } => format!("skipped: {reason}"),
+            PeriodOutcome::Failed { error } => format!("FAILED: {error}"),
+        };
+        let _ = writeln!(out, "  {}  {line}", p.period);
+    }
+    for payer in &report.inactive {
+        let _ = writeln!(
+            out,
+            "payer {payer}\n  inactive in the payer configuration: skipped"
+        );
+    }
+    let status = match report.status() {
+        Status::Success => "success",
+        Status::AnalyticsFailed => "copies done, analytics failed (on_sql_error = \"warn\")",
+        Status::Failed => "FAILED",
+    };
+    let _ = writeln!(out, "status: {status}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_bytes_read_naturally() {
+        assert_eq!(dollars(1234567.891), "$1,234,567.89");
+        assert_eq!(dollars(0.004), "$0.00");
+        assert_eq!(dollars(-12.5), "-$12.50");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(2_500_000), "2.5 MB");
+    }
+}

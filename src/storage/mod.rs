@@ -1,0 +1,612 @@
+//! Where bytes live: store URLs, and the one place that talks to object stores.
+//!
+//! A [`StoreUrl`] is a validated `s3://bucket/prefix` or `file:///dir` (a bare path is
+//! made absolute). A [`Location`] is that URL opened: an object store plus a prefix, with
+//! the handful of operations the pipeline needs, all addressed by keys *relative* to the
+//! location so that callers never build bucket paths by hand.
+//!
+//! An S3 location opened with [`Location::connect`] also holds an S3 SDK client reached as
+//! its own principal ([`Access`]: the default chain or an assumed role); copies between two
+//! such locations reached as the same principal run server-side ([`s3`]), all others stream
+//! through this process. Retries follow one [`RetryPolicy`].
+
+mod credentials;
+mod retry;
+mod s3;
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+pub use credentials::Access;
+pub use retry::RetryPolicy;
+pub use s3::{MAX_PART, MIN_PART, part_plan};
+
+/// A failed storage operation, naming the URL it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The text is not a URL curflow can store data at.
+    #[error("{url}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// The store refused or failed an operation.
+    #[error("could not {op} {url}: {source}")]
+    Store {
+        /// What was attempted: "list", "read", "write", "delete".
+        op: &'static str,
+        /// The full URL of the object or prefix.
+        url: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// An S3 request failed after its retries.
+    #[error("could not {op} {url}: {detail}{hint}")]
+    S3 {
+        /// What was attempted.
+        op: &'static str,
+        /// The object's URL.
+        url: String,
+        /// The SDK's error with its causes.
+        detail: String,
+        /// The permission to grant, when the store said access denied.
+        hint: &'static str,
+    },
+    /// The source object was rewritten between listing and copying; nothing was recorded.
+    #[error(
+        "{url} changed at the source while it was copied (its ETag is no longer {e_tag}); nothing was recorded for it, the next run copies the new version"
+    )]
+    SourceChanged {
+        /// The source object's URL.
+        url: String,
+        /// The ETag it had when listed.
+        e_tag: String,
+    },
+    /// A copied object does not match its source.
+    #[error("copy of {url} did not verify: {reason}")]
+    Verify {
+        /// The destination URL.
+        url: String,
+        /// Which check failed.
+        reason: String,
+    },
+}
+
+/// A validated URL of a folder in an object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUrl(Url);
+
+impl StoreUrl {
+    /// Accepts `s3://bucket[/prefix]`, `file:///abs/dir`, or a filesystem path (made absolute
+    /// against the current directory). A trailing slash is dropped.
+    pub fn parse(text: &str) -> Result<Self, StorageError> {
+        let bad = |reason: &str| StorageError::BadUrl {
+            url: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if text.trim().is_empty() {
+            return Err(bad(
+                "empty location; give s3://bucket/prefix or a directory",
+            ));
+        }
+        let url = if text.contains("://") {
+            Url::parse(text).map_err(|e| bad(&format!("not a URL ({e})")))?
+        } else {
+            let abs = std::path::absolute(text)
+                .map_err(|e| bad(&format!("cannot make the path absolute ({e})")))?;
+            Url::from_file_path(&abs).map_err(|()| bad("not a usable filesystem path"))?
+        };
+        match url.scheme() {
+            "file" => {}
+            "s3" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(bad("an s3:// URL needs a bucket: s3://bucket/prefix"));
+                }
+            }
+            "gs" | "az" | "abfss" => {
+                return Err(bad(
+                    "Google Cloud Storage and Azure are not enabled in this build; use s3:// or a local directory",
+                ));
+            }
+            other => {
+                return Err(bad(&format!(
+                    "unsupported scheme \"{other}\"; use s3://bucket/prefix or a local directory"
+                )));
+            }
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("a store URL has no query or fragment"));
+        }
+        let mut url = url;
+        let trimmed = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&trimmed);
+        Ok(Self(url))
+    }
+
+    /// The URL of `rel` below this one (`rel` uses `/` separators).
+    pub fn join(&self, rel: &str) -> Self {
+        let mut url = self.0.clone();
+        let path = format!("{}/{}", url.path(), rel.trim_matches('/'));
+        url.set_path(&path);
+        Self(url)
+    }
+
+    /// The URL as text, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL with a trailing slash, as query engines expect for a folder.
+    pub fn as_folder(&self) -> String {
+        format!("{}/", self.0.as_str().trim_end_matches('/'))
+    }
+
+    /// `scheme://authority` — the key under which a query engine registers the store.
+    pub fn store_root(&self) -> Url {
+        let mut root = self.0.clone();
+        root.set_path("");
+        root
+    }
+
+    fn key_prefix(&self) -> Path {
+        Path::from_url_path(self.0.path()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One listed object, keyed relative to the location it was listed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key below the listed location, `/`-separated.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The store's entity tag, if it has one.
+    pub e_tag: Option<String>,
+    /// When the store last wrote the object.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// How objects are moved between two locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Requests in flight at once (files, and parts of one large file); the connection pool
+    /// keeps this many idle connections per host. Default 16.
+    pub concurrency: usize,
+    /// Server-side copies of objects larger than this (bytes) use parallel UploadPartCopy;
+    /// objects over 5 GiB always do. Default 512 MiB (see docs/benchmarks.md).
+    pub multipart_threshold: u64,
+    /// Part size (bytes) of a multipart copy, 5 MiB–5 GiB. Default 128 MiB.
+    pub part_size: u64,
+    /// Retries and timeouts.
+    pub retry: RetryPolicy,
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            multipart_threshold: 512 * 1024 * 1024,
+            part_size: 128 * 1024 * 1024,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// An opened folder in an object store.
+#[derive(Debug, Clone)]
+pub struct Location {
+    url: StoreUrl,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    s3: Option<s3::S3Side>,
+    transfer: Transfer,
+}
+
+impl Location {
+    /// Opens `url` reached as `access`: for S3, an SDK client (server-side copies) and an
+    /// object store signing with the same credentials, both retrying per `transfer.retry`
+    /// with a connection pool sized to `transfer.concurrency`. Endpoint and base credentials
+    /// come from the standard AWS environment (`AWS_ENDPOINT_URL`, profiles, instance roles).
+    pub async fn connect(
+        url: &StoreUrl,
+        access: &Access,
+        transfer: &Transfer,
+    ) -> Result<Self, StorageError> {
+        if url.0.scheme() != "s3" {
+            let mut opened = Self::open(url, access.region.as_deref())?;
+            opened.transfer = *transfer;
+            return Ok(opened);
+        }
+        let bucket = url.0.host_str().unwrap_or_default().to_owned();
+        let sdk = access.sdk_config(&transfer.retry).await;
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .build(),
+        );
+        let mut options = ClientOptions::new()
+            .with_pool_max_idle_per_host(transfer.concurrency)
+            .with_connect_timeout(transfer.retry.connect_timeout)
+            .with_timeout(transfer.retry.read_timeout);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_retry(transfer.retry.object_store())
+            .with_region(sdk.region().map_or("us-east-1", |r| r.as_ref()));
+        if let Some(endpoint) = sdk.endpoint_url() {
+            options = options.with_allow_http(endpoint.starts_with("http://"));
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(provider) = sdk.credentials_provider() {
+            builder =
+                builder.with_credentials(Arc::new(credentials::SdkCredentials::new(provider)));
+        }
+        let store = builder
+            .with_client_options(options)
+            .build()
+            .map_err(|source| StorageError::Store {
+                op: "open",
+                url: url.to_string(),
+                source,
+            })?;
+        Ok(Self {
+            prefix: url.key_prefix(),
+            url: url.clone(),
+            store: Arc::new(store),
+            s3: Some(s3::S3Side {
+                client,
+                bucket,
+                access: access.clone(),
+            }),
+            transfer: *transfer,
+        })
+    }
+
+    /// Opens the store behind `url` with object_store alone (no server-side copies). S3
+    /// credentials and endpoint come from the standard `AWS_*` environment variables;
+    /// `region` overrides the environment's region.
+    pub fn open(url: &StoreUrl, region: Option<&str>) -> Result<Self, StorageError> {
+        let store: Arc<dyn ObjectStore> = match url.0.scheme() {
+            "s3" => {
+                let bucket = url.0.host_str().unwrap_or_default();
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(region) = region {
+                    builder = builder.with_region(region);
+                }
+                Arc::new(builder.build().map_err(|source| StorageError::Store {
+                    op: "open",
+                    url: url.to_string(),
+                    source,
+                })?)
+            }
+            _ => Arc::new(LocalFileSystem::new()),
+        };
+        Ok(Self {
+            prefix: url.key_prefix(),
+            url: url.clone(),
+            store,
+            s3: None,
+            transfer: Transfer::default(),
+        })
+    }
+
+    /// The location's URL.
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    /// The object store and the key prefix, for components (the query engine, the
+    /// generator) that read or write through object_store themselves.
+    pub fn store(&self) -> (Arc<dyn ObjectStore>, Path) {
+        (Arc::clone(&self.store), self.prefix.clone())
+    }
+
+    /// The same store, `rel` deeper.
+    pub fn child(&self, rel: &str) -> Self {
+        Self {
+            url: self.url.join(rel),
+            store: Arc::clone(&self.store),
+            prefix: self.path(rel),
+            s3: self.s3.clone(),
+            transfer: self.transfer,
+        }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        rel.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.prefix.clone(), |p, part| p.clone().join(part))
+    }
+
+    fn err(&self, op: &'static str, rel: &str) -> impl FnOnce(object_store::Error) -> StorageError {
+        let url = self.url.join(rel).to_string();
+        move |source| StorageError::Store { op, url, source }
+    }
+
+    /// Every object below `rel` (recursively), keyed relative to this location, sorted.
+    pub async fn list(&self, rel: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        let base = self.prefix.as_ref().len();
+        let prefix = self.path(rel);
+        let mut out: Vec<ObjectInfo> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| ObjectInfo {
+                key: meta.location.as_ref()[base..]
+                    .trim_start_matches('/')
+                    .to_owned(),
+                size: meta.size,
+                e_tag: meta.e_tag,
+                last_modified: meta.last_modified,
+            })
+            .try_collect()
+            .await
+            .map_err(self.err("list", rel))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Reads a whole (small) object; `None` when it does not exist.
+    pub async fn read(&self, rel: &str) -> Result<Option<bytes::Bytes>, StorageError> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(self.err("read", rel))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("read", rel)(e)),
+        }
+    }
+
+    /// Writes a whole object in one request, so readers see the old or the new bytes.
+    pub async fn write(&self, rel: &str, bytes: impl Into<PutPayload>) -> Result<(), StorageError> {
+        self.store
+            .put(&self.path(rel), bytes.into())
+            .await
+            .map(drop)
+            .map_err(self.err("write", rel))
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err("delete", rel)(e)),
+        }
+    }
+
+    /// Reads a small object with its ETag; `None` when it does not exist.
+    pub async fn read_tagged(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>, StorageError> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(got) => {
+                let e_tag = got.meta.e_tag.clone();
+                Ok(Some((
+                    got.bytes().await.map_err(self.err("read", rel))?,
+                    e_tag,
+                )))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("read", rel)(e)),
+        }
+    }
+
+    /// Writes `rel` only if it does not exist (`If-None-Match: *`), or, given `replacing`,
+    /// only if it still has that ETag (`If-Match`). `false` when another writer got there
+    /// first. Stores without conditional replace fall back to delete-then-create.
+    pub async fn write_if(
+        &self,
+        rel: &str,
+        bytes: impl Into<PutPayload>,
+        replacing: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let path = self.path(rel);
+        let payload: PutPayload = bytes.into();
+        let put = |payload, mode| {
+            let options = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            self.store.put_opts(&path, payload, options)
+        };
+        let result = match replacing {
+            None => put(payload, PutMode::Create).await,
+            Some(tag) => {
+                let version = UpdateVersion {
+                    e_tag: Some(tag.to_owned()),
+                    version: None,
+                };
+                match put(payload.clone(), PutMode::Update(version)).await {
+                    Err(object_store::Error::NotImplemented { .. }) => {
+                        self.delete(rel).await?;
+                        put(payload, PutMode::Create).await
+                    }
+                    other => other,
+                }
+            }
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.err("write", rel)(e)),
+        }
+    }
+
+    /// Copies `src` (keyed relative to this location) to `dst_rel` at `dst` and verifies
+    /// the result. Server-side when both are S3 reached as the same principal (CopyObject,
+    /// or UploadPartCopy above the multipart threshold); otherwise streamed with bounded
+    /// memory. Either way the source must still carry the listed ETag.
+    pub async fn copy_to(
+        &self,
+        src: &ObjectInfo,
+        dst: &Location,
+        dst_rel: &str,
+    ) -> Result<(), StorageError> {
+        if let (Some(from), Some(to), Some(e_tag)) = (&self.s3, &dst.s3, &src.e_tag)
+            && from.access.same_principal(&to.access)
+        {
+            let object = |loc: &Location, side, rel: &str| s3::Object {
+                side,
+                key: loc.path(rel).to_string(),
+                url: loc.url.join(rel).to_string(),
+            };
+            return s3::copy(
+                &object(self, from, &src.key),
+                &object(dst, to, dst_rel),
+                src.size,
+                e_tag,
+                &dst.transfer,
+            )
+            .await;
+        }
+        self.stream_to(src, dst, dst_rel).await
+    }
+
+    /// GET (with If-Match on the listed ETag) piped into a multipart PUT, then a size check.
+    async fn stream_to(
+        &self,
+        src: &ObjectInfo,
+        dst: &Location,
+        dst_rel: &str,
+    ) -> Result<(), StorageError> {
+        let options = GetOptions {
+            if_match: src.e_tag.clone(),
+            ..GetOptions::default()
+        };
+        let got = match self.store.get_opts(&self.path(&src.key), options).await {
+            Ok(got) => got,
+            Err(object_store::Error::Precondition { .. }) => {
+                return Err(StorageError::SourceChanged {
+                    url: self.url.join(&src.key).to_string(),
+                    e_tag: src.e_tag.clone().unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(self.err("read", &src.key)(e)),
+        };
+        let dst_path = dst.path(dst_rel);
+        let mut writer =
+            object_store::buffered::BufWriter::new(Arc::clone(&dst.store), dst_path.clone());
+        let mut body = got.into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(self.err("read", &src.key)(e));
+                }
+            };
+            if let Err(e) = writer.write_all(&chunk).await {
+                let _ = writer.abort().await;
+                return Err(StorageError::Verify {
+                    url: dst.url.join(dst_rel).to_string(),
+                    reason: format!("write failed: {e}"),
+                });
+            }
+        }
+        writer.shutdown().await.map_err(|e| StorageError::Verify {
+            url: dst.url.join(dst_rel).to_string(),
+            reason: format!("upload did not complete: {e}"),
+        })?;
+        let written = dst
+            .store
+            .head(&dst_path)
+            .await
+            .map_err(dst.err("read", dst_rel))?;
+        if written.size != src.size {
+            return Err(StorageError::Verify {
+                url: dst.url.join(dst_rel).to_string(),
+                reason: format!("{} bytes written, source has {}", written.size, src.size),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised_and_checked() {
+        assert_eq!(
+            StoreUrl::parse("s3://bucket/a/b/").unwrap().as_str(),
+            "s3://bucket/a/b"
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://bucket/a")
+                .unwrap()
+                .join("x/y.json")
+                .as_str(),
+            "s3://bucket/a/x/y.json"
+        );
+        assert!(
+            StoreUrl::parse("/tmp/x")
+                .unwrap()
+                .as_str()
+                .starts_with("file:///tmp/x")
+        );
+        assert!(StoreUrl::parse("ftp://h/x").is_err());
+        assert!(StoreUrl::parse("s3:///x").is_err());
+        assert!(StoreUrl::parse("").is_err());
+    }
+
+    #[tokio::test]
+    async fn lists_relative_keys_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Location::open(
+            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+        let src = root.child("src");
+        src.write("a/one.parquet", b"hello".to_vec()).await.unwrap();
+        let listed = src.list("").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, "a/one.parquet");
+        assert_eq!(listed[0].size, 5);
+        let dst = root.child("dst");
+        src.copy_to(&listed[0], &dst, "b/one.parquet")
+            .await
+            .unwrap();
+        assert_eq!(
+            dst.read("b/one.parquet").await.unwrap().unwrap().as_ref(),
+            b"hello"
+        );
+        let wrong_size = ObjectInfo {
+            size: 6,
+            ..listed[0].clone()
+        };
+        assert!(src.copy_to(&wrong_size, &dst, "c.parquet").await.is_err());
+        assert!(dst.read("missing").await.unwrap().is_none());
+        assert!(dst.write_if("lock", b"1".to_vec(), None).await.unwrap());
+        assert!(!dst.write_if("lock", b"2".to_vec(), None).await.unwrap());
+        let (_, tag) = dst.read_tagged("lock").await.unwrap().unwrap();
+        assert!(
+            dst.write_if("lock", b"3".to_vec(), tag.as_deref())
+                .await
+                .unwrap()
+        );
+        assert_eq!(dst.read("lock").await.unwrap().unwrap().as_ref(), b"3");
+    }
+}

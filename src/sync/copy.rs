@@ -1,0 +1,87 @@
+//! Carrying out a plan: bounded parallel copies, each verified, then deletions.
+//!
+//! Copies run first and must all verify before any stale file is deleted, so a reader
+//! never finds the period empty; the pipeline writes the ledger only after both.
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::progress::Progress;
+use crate::storage::{Location, ObjectInfo, StorageError};
+
+/// A copy or delete failed; the period stays as the previous ledger describes it.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {total} files stopped: {source}")]
+pub struct CopyError {
+    action: &'static str,
+    total: usize,
+    #[source]
+    source: StorageError,
+}
+
+/// What a sync moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transferred {
+    /// Objects written or deleted.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Copies `files` (keys relative to both folders) from `source` to `staged`, at most
+/// `concurrency` at a time, verifying each; `label` names the payer-period in progress
+/// output.
+pub async fn copy_all(
+    source: &Location,
+    staged: &Location,
+    files: &[ObjectInfo],
+    concurrency: usize,
+    label: &str,
+) -> Result<Transferred, CopyError> {
+    let total = files.len();
+    let progress = Progress::new(label.to_owned(), total, files.iter().map(|f| f.size).sum());
+    let progress = &progress;
+    futures::stream::iter(files)
+        .map(|file| async move {
+            source.copy_to(file, staged, &file.key).await?;
+            tracing::debug!(key = %file.key, bytes = file.size, "copied");
+            progress.file_done(file.size);
+            Ok::<_, StorageError>(file.size)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_fold(Transferred::default(), |acc, bytes| async move {
+            Ok(Transferred {
+                files: acc.files + 1,
+                bytes: acc.bytes + bytes,
+            })
+        })
+        .await
+        .map_err(|source| CopyError {
+            action: "copying",
+            total,
+            source,
+        })
+}
+
+/// Deletes `keys` from `staged`, at most `concurrency` at a time.
+pub async fn delete_all(
+    staged: &Location,
+    keys: &[String],
+    concurrency: usize,
+) -> Result<Transferred, CopyError> {
+    let total = keys.len();
+    futures::stream::iter(keys)
+        .map(|key| staged.delete(key))
+        .buffer_unordered(concurrency.max(1))
+        .try_fold(Transferred::default(), |acc, ()| async move {
+            Ok(Transferred {
+                files: acc.files + 1,
+                bytes: 0,
+            })
+        })
+        .await
+        .map_err(|source| CopyError {
+            action: "deleting",
+            total,
+            source,
+        })
+}

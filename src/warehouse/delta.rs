@@ -1,0 +1,129 @@
+//! The embedded warehouse's final tables, stored as Delta Lake tables.
+//!
+//! Each table lives at `<warehouse_dir>/<table>/`, partitioned by `payer_id` and
+//! `billing_period`. A payer-month is replaced with one `replaceWhere` overwrite: a single
+//! commit to the Delta log, so a reader sees the previous version or the new one — never
+//! both, never neither — and a crash before the commit leaves only unreferenced files.
+//! Any Delta reader (Spark, DuckDB, Polars, delta-rs) can read the tables.
+
+use std::sync::{Arc, Once};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::{Expr, col, lit};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+
+use crate::storage::Location;
+use crate::task::{BillingPeriod, PayerId};
+
+/// The partition columns of every final table, in order.
+pub const PARTITION_COLUMNS: [&str; 2] = ["payer_id", "billing_period"];
+
+static S3_HANDLERS: Once = Once::new();
+
+/// Opens (without loading) the Delta table `name` under `dir`, through the warehouse's own
+/// object store so that its credentials and endpoint apply.
+fn builder(dir: &Location, name: &str) -> Result<DeltaTable, DeltaTableError> {
+    S3_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    let url = url::Url::parse(&dir.url().join(name).as_folder())
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    let (store, _) = dir.store();
+    DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_backend(store, url)
+        .build()
+}
+
+/// The folder of a table on local disk (delta-rs refuses a local location that does not
+/// exist), or `None` for a table in an object store.
+fn local_folder(dir: &Location, name: &str) -> Option<std::path::PathBuf> {
+    url::Url::parse(dir.url().join(name).as_str())
+        .ok()
+        .filter(|url| url.scheme() == "file")
+        .and_then(|url| url.to_file_path().ok())
+}
+
+/// The table with its latest version loaded, or `None` when it does not exist yet.
+pub async fn load(dir: &Location, name: &str) -> Result<Option<DeltaTable>, DeltaTableError> {
+    if local_folder(dir, name).is_some_and(|folder| !folder.exists()) {
+        return Ok(None);
+    }
+    let mut table = builder(dir, name)?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the rows of one payer-period in table `name` with `batch`, in one commit.
+pub async fn replace_partition(
+    dir: &Location,
+    name: &str,
+    batch: RecordBatch,
+    payer: &PayerId,
+    period: BillingPeriod,
+) -> Result<(), DeltaTableError> {
+    let partition = col("payer_id")
+        .eq(lit(payer.as_str()))
+        .and(col("billing_period").eq(lit(period.to_string())));
+    replace_where(dir, name, batch, partition, &PARTITION_COLUMNS).await
+}
+
+/// Replaces the rows matching `predicate` in table `name` (created, partitioned by
+/// `partition_columns`, if missing) with `batch`, in one commit. The predicate is an
+/// expression tree, not SQL text: values in it cannot alter it.
+pub async fn replace_where(
+    dir: &Location,
+    name: &str,
+    batch: RecordBatch,
+    predicate: Expr,
+    partition_columns: &[&str],
+) -> Result<(), DeltaTableError> {
+    let table = match load(dir, name).await? {
+        Some(table) => table,
+        None => {
+            if let Some(folder) = local_folder(dir, name) {
+                std::fs::create_dir_all(&folder).map_err(|e| {
+                    DeltaTableError::Generic(format!("cannot create {}: {e}", folder.display()))
+                })?;
+            }
+            builder(dir, name)?
+        }
+    };
+    table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(predicate)
+        .with_partition_columns(partition_columns.iter().copied())
+        .await?;
+    Ok(())
+}
+
+/// Deletes the rows matching `predicate` from table `name`, in one commit.
+pub async fn delete_where(
+    dir: &Location,
+    name: &str,
+    predicate: Expr,
+) -> Result<(), DeltaTableError> {
+    if let Some(table) = load(dir, name).await? {
+        table.delete().with_predicate(predicate).await?;
+    }
+    Ok(())
+}
+
+/// A DataFusion table provider over the latest version of table `name`, if it exists.
+pub async fn provider(
+    dir: &Location,
+    name: &str,
+) -> Result<Option<Arc<dyn TableProvider>>, DeltaTableError> {
+    match load(dir, name).await? {
+        Some(table) => Ok(Some(
+            table
+                .table_provider()
+                .await
+                .map_err(|e| DeltaTableError::Generic(e.to_string()))?,
+        )),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,495 @@
+//! The embedded warehouse: Apache DataFusion in-process over the staged CUR, final tables
+//! as Delta Lake tables (see [`super::delta`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::functions_aggregate::expr_fn::sum;
+use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
+use datafusion::sql::parser::DFParser;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStore};
+
+use super::tables::{self, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
+use super::{
+    AnalyticsOutcome, ApplicationWaste, CommitmentWaste, Mismatch, Params, StagedPeriod,
+    StatementOutcome, Warehouse, WarehouseError, WasteBreakdown, WasteTotals, render,
+};
+use super::{delta, payer_table};
+use crate::payers::PayerConfig;
+use crate::storage::Location;
+use crate::task::{BillingPeriod, PayerId};
+
+/// The analytics script, DataFusion dialect.
+const SCRIPT_NAME: &str = "sql/datafusion/analytics_wastage_queries.sql";
+const SCRIPT: &str = include_str!("../../sql/datafusion/analytics_wastage_queries.sql");
+/// The table name the script reads the staged CUR from.
+const CUR_TABLE: &str = "cur_line_items";
+/// A commitment reconciles when its hourly rows add up to its fee lines within half a cent.
+const RECONCILE_TOLERANCE: f64 = 0.005;
+
+/// DataFusion over the staging store; final Delta tables under `dir`.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    dir: Location,
+}
+
+/// A DataFusion session holding one staged payer-period as `cur_line_items`.
+pub struct EmbeddedTable {
+    ctx: SessionContext,
+    staged: StagedPeriod,
+}
+
+impl Embedded {
+    /// A warehouse whose final tables live under `dir`.
+    pub fn new(dir: Location) -> Self {
+        Self { dir }
+    }
+
+    /// The latest version of final table `name` (see [`tables`]), for readers such as
+    /// reports; `None` before the first run wrote it.
+    pub async fn final_table(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, WarehouseError> {
+        delta::provider(&self.dir, name)
+            .await
+            .map_err(|e| WarehouseError::Read {
+                table: name.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Adds or replaces a payer's entry in the payer table. `config_json` must hold the keys
+    /// of a settings-file payer entry; it is validated before it is stored.
+    pub async fn save_payer(&self, config_json: &str) -> Result<PayerConfig, WarehouseError> {
+        let config: PayerConfig = serde_json::from_str(config_json).map_err(|e| {
+            WarehouseError::PayerTable(payer_table::PayerTableError::invalid("(new)", &e))
+        })?;
+        payer_table::save(&self.dir, &config.payer_id, config_json).await?;
+        Ok(config)
+    }
+
+    /// Removes a payer's entry from the payer table; true when there was one.
+    pub async fn remove_payer(&self, payer: &PayerId) -> Result<bool, WarehouseError> {
+        Ok(payer_table::remove(&self.dir, payer).await?)
+    }
+
+    /// Reads where one payer-month's waste went from the final tables. Filters are
+    /// expressions, not SQL text. Errors when the tables cannot be read; an empty breakdown
+    /// when the payer-month was never analysed.
+    pub async fn breakdown(
+        &self,
+        payer: &PayerId,
+        period: BillingPeriod,
+    ) -> Result<WasteBreakdown, WarehouseError> {
+        let hours =
+            usize::try_from((period.end() - period.start()).num_hours()).unwrap_or_default();
+        let mut out = WasteBreakdown {
+            payer: payer.clone(),
+            period,
+            hours,
+            ri_unused_cost: 0.0,
+            sp_unused_cost: 0.0,
+            top_commitments: Vec::new(),
+            applications: Vec::new(),
+            hourly: Vec::new(),
+        };
+        let ctx = SessionContext::new();
+        let mut applications: HashMap<String, (f64, f64)> = HashMap::new();
+        let read_failed = |table: &str| {
+            let table = table.to_owned();
+            move |e: datafusion::error::DataFusionError| WarehouseError::Read {
+                table,
+                reason: e.to_string(),
+            }
+        };
+        for (kind, table, arn) in [
+            ("ri", RI_WASTAGE, "reservation_arn"),
+            ("sp", SP_WASTAGE, "savings_plan_arn"),
+        ] {
+            let Some(provider) = self.final_table(table).await? else {
+                continue;
+            };
+            let rows = ctx
+                .read_table(provider)
+                .and_then(|df| {
+                    df.filter(
+                        col("payer_id")
+                            .eq(lit(payer.as_str()))
+                            .and(col("billing_period").eq(lit(period.to_string()))),
+                    )
+                })
+                .map_err(read_failed(table))?;
+            let grouped = |keys: Vec<&str>| {
+                let rows = rows.clone();
+                let keys: Vec<_> = keys.into_iter().map(col).collect();
+                async move {
+                    rows.aggregate(keys, vec![sum(col("unused_cost")).alias("cost")])?
+                        .collect()
+                        .await
+                }
+            };
+            for (name, cost) in
+                text_and_cost(&grouped(vec![arn]).await.map_err(read_failed(table))?)
+            {
+                if kind == "ri" {
+                    out.ri_unused_cost += cost;
+                } else {
+                    out.sp_unused_cost += cost;
+                }
+                out.top_commitments.push(CommitmentWaste {
+                    kind,
+                    arn: name,
+                    unused_cost: cost,
+                });
+            }
+            for (name, cost) in text_and_cost(
+                &grouped(vec!["application"])
+                    .await
+                    .map_err(read_failed(table))?,
+            ) {
+                let entry = applications.entry(name).or_insert((0.0, 0.0));
+                if kind == "ri" {
+                    entry.0 += cost;
+                } else {
+                    entry.1 += cost;
+                }
+            }
+            let hourly = grouped(vec!["usage_hour", "application"])
+                .await
+                .map_err(read_failed(table))?;
+            let start = period.start().timestamp();
+            for batch in &hourly {
+                // usage_hour is UTC microseconds (tables::schema).
+                let hours = cast(batch.column(0), &DataType::Int64)
+                    .map_err(|e| read_failed(table)(e.into()))?;
+                let hours = hours.as_primitive::<Int64Type>();
+                let named = text_and_cost(std::slice::from_ref(
+                    &batch
+                        .project(&[1, 2])
+                        .map_err(|e| read_failed(table)(e.into()))?,
+                ));
+                for (i, (application, cost)) in named.into_iter().enumerate() {
+                    let hour = (hours.value(i) / 1_000_000 - start) / 3600;
+                    out.hourly.push((
+                        usize::try_from(hour).unwrap_or(usize::MAX),
+                        application,
+                        cost,
+                    ));
+                }
+            }
+        }
+        out.applications = applications
+            .into_iter()
+            .map(|(application, (ri, sp))| ApplicationWaste {
+                application,
+                ri_unused_cost: ri,
+                sp_unused_cost: sp,
+            })
+            .collect();
+        let by_cost = |a: f64, b: f64| b.total_cmp(&a);
+        out.top_commitments
+            .sort_by(|a, b| by_cost(a.unused_cost, b.unused_cost));
+        out.top_commitments.truncate(10);
+        out.applications.sort_by(|a, b| {
+            by_cost(
+                a.ri_unused_cost + a.sp_unused_cost,
+                b.ri_unused_cost + b.sp_unused_cost,
+            )
+        });
+        Ok(out)
+    }
+
+    /// Replaces the payer-period in final table `table` with the script's result.
+    async fn publish(
+        &self,
+        table: &'static str,
+        batches: &[RecordBatch],
+        staged: &StagedPeriod,
+    ) -> Result<RecordBatch, WarehouseError> {
+        let fail = |reason: String| WarehouseError::Publish {
+            table,
+            payer: staged.payer.clone(),
+            period: staged.period,
+            reason,
+        };
+        let schema = tables::schema(table).ok_or_else(|| fail("no such final table".into()))?;
+        let batch = conform(&schema, batches).map_err(|e| fail(e.to_string()))?;
+        delta::replace_partition(
+            &self.dir,
+            table,
+            batch.clone(),
+            &staged.payer,
+            staged.period,
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(batch)
+    }
+}
+
+/// Casts the script's result to the final table's exact columns (by name, in order), so
+/// every backend and every run writes the same schema.
+fn conform(schema: &SchemaRef, batches: &[RecordBatch]) -> datafusion::error::Result<RecordBatch> {
+    let Some(first) = batches.first() else {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    };
+    let all = concat_batches(&first.schema(), batches)?;
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = all.column_by_name(field.name()).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "the script produced no column {}",
+                    field.name()
+                ))
+            })?;
+            Ok(cast(column, field.data_type())?)
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// (text, number) pairs from batches whose first column is text and second a Float64.
+fn text_and_cost(batches: &[RecordBatch]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let Ok(names) = cast(batch.column(0), &DataType::Utf8) else {
+            continue;
+        };
+        let (Some(names), Some(costs)) = (
+            names.as_string_opt::<i32>(),
+            batch.column(1).as_primitive_opt::<Float64Type>(),
+        ) else {
+            continue;
+        };
+        for i in 0..batch.num_rows() {
+            out.push((names.value(i).to_owned(), costs.value(i)));
+        }
+    }
+    out
+}
+
+fn float_sum(batch: &RecordBatch, column: &str) -> f64 {
+    batch
+        .column_by_name(column)
+        .and_then(|c| c.as_primitive_opt::<Float64Type>())
+        .map_or(0.0, |values| values.iter().flatten().sum())
+}
+
+fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
+    let text = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+    };
+    let number = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<Float64Type>())
+    };
+    let (Some(kind), Some(arn), Some(expected), Some(computed)) = (
+        text("kind"),
+        text("commitment_arn"),
+        number("expected"),
+        number("computed"),
+    ) else {
+        return Vec::new();
+    };
+    (0..batch.num_rows())
+        .filter(|&i| (expected.value(i) - computed.value(i)).abs() >= RECONCILE_TOLERANCE)
+        .map(|i| Mismatch {
+            kind: kind.value(i).to_owned(),
+            commitment_arn: arn.value(i).to_owned(),
+            expected: expected.value(i),
+            computed: computed.value(i),
+        })
+        .collect()
+}
+
+/// Finds the first column whose type differs between two staged files, as
+/// "column X is Utf8 in a.parquet but Int64 in b.parquet". `None` when there is none (or
+/// the files cannot be read one by one either).
+async fn type_conflict(ctx: &SessionContext, staged: &StagedPeriod) -> Option<String> {
+    let (store, prefix) = staged.location.store();
+    let mut files: Vec<ObjectMeta> = store.list(Some(&prefix)).try_collect().await.ok()?;
+    files.retain(|f| f.location.as_ref().ends_with(".parquet"));
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let format = ParquetFormat::default();
+    let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
+    for file in files {
+        let schema = format
+            .infer_schema(&ctx.state(), &store, std::slice::from_ref(&file))
+            .await
+            .ok()?;
+        let name = file.location.filename().unwrap_or_default().to_owned();
+        for field in schema.fields() {
+            match seen.get(field.name()) {
+                Some((data_type, first)) if data_type != field.data_type() => {
+                    return Some(format!(
+                        "column {} is {data_type} in {first} but {} in {name}; the delivery mixes incompatible schemas",
+                        field.name(),
+                        field.data_type()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(
+                        field.name().clone(),
+                        (field.data_type().clone(), name.clone()),
+                    );
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`.
+fn statement_name(sql: &str) -> String {
+    sql.split_whitespace()
+        .take_while(|w| !w.eq_ignore_ascii_case("AS"))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Warehouse for Embedded {
+    type Table = EmbeddedTable;
+
+    async fn payer_configs(&self) -> Result<Vec<PayerConfig>, WarehouseError> {
+        payer_table::read(&self.dir)
+            .await?
+            .into_iter()
+            .map(|(id, json)| {
+                serde_json::from_str::<PayerConfig>(&json).map_err(|e| {
+                    WarehouseError::PayerTable(payer_table::PayerTableError::invalid(&id, &e))
+                })
+            })
+            .collect()
+    }
+
+    async fn register_period(
+        &self,
+        staged: &StagedPeriod,
+    ) -> Result<EmbeddedTable, WarehouseError> {
+        let config = SessionConfig::new().with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let (store, _) = staged.location.store();
+        ctx.register_object_store(&staged.location.url().store_root(), store);
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let url = staged.location.url().as_folder();
+        if let Err(e) = ctx
+            .register_listing_table(CUR_TABLE, &url, options, None, None)
+            .await
+        {
+            // Files of different deliveries may differ in columns; DataFusion unifies them
+            // by name (a missing column reads as null). Only a type conflict fails: name it.
+            let reason = match type_conflict(&ctx, staged).await {
+                Some(conflict) => conflict,
+                None => e.to_string(),
+            };
+            return Err(WarehouseError::Register {
+                payer: staged.payer.clone(),
+                period: staged.period,
+                url,
+                source: reason.into(),
+            });
+        }
+        Ok(EmbeddedTable {
+            ctx,
+            staged: staged.clone(),
+        })
+    }
+
+    async fn run_analytics(
+        &self,
+        table: &EmbeddedTable,
+        params: &Params,
+    ) -> Result<AnalyticsOutcome, WarehouseError> {
+        let sql = render(SCRIPT_NAME, SCRIPT, params)?;
+        let mut outcome = AnalyticsOutcome::default();
+        let statements = match DFParser::parse_sql(&sql) {
+            Ok(statements) => statements,
+            Err(e) => {
+                outcome.statements.push(StatementOutcome {
+                    name: SCRIPT_NAME.into(),
+                    error: Some(e.to_string()),
+                });
+                return Ok(outcome);
+            }
+        };
+        let ctx = &table.ctx;
+        for statement in statements {
+            let name = statement_name(&statement.to_string());
+            let run = async {
+                let plan = ctx.state().statement_to_plan(statement).await?;
+                ctx.execute_logical_plan(plan).await?.collect().await
+            };
+            let error = run.await.err().map(|e| e.to_string());
+            let failed = error.is_some();
+            if let Some(e) = &error {
+                tracing::warn!(payer = %params.payer, period = %params.period, statement = %name, error = %e, "analytics statement failed");
+            }
+            outcome.statements.push(StatementOutcome { name, error });
+            if failed {
+                return Ok(outcome);
+            }
+        }
+        let mut totals = WasteTotals::default();
+        for name in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+            let batches = match ctx.table(name).await {
+                Ok(df) => df.collect().await,
+                Err(e) => Err(e),
+            };
+            let batches = match batches {
+                Ok(b) => b,
+                Err(e) => {
+                    outcome.statements.push(StatementOutcome {
+                        name: format!("read {name}"),
+                        error: Some(e.to_string()),
+                    });
+                    return Ok(outcome);
+                }
+            };
+            let written = self.publish(name, &batches, &table.staged).await?;
+            match name {
+                RI_WASTAGE => {
+                    totals.ri_rows = written.num_rows();
+                    totals.ri_unused_cost = float_sum(&written, "unused_cost");
+                }
+                SP_WASTAGE => {
+                    totals.sp_rows = written.num_rows();
+                    totals.sp_unused_cost = float_sum(&written, "unused_cost");
+                }
+                _ => totals.mismatches = mismatches(&written),
+            }
+        }
+        outcome.totals = Some(totals);
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_names_are_short() {
+        assert_eq!(
+            statement_name("CREATE TABLE ri_hours AS SELECT 1"),
+            "CREATE TABLE ri_hours"
+        );
+        assert_eq!(statement_name("SELECT 1"), "SELECT 1");
+    }
+}

@@ -1,0 +1,107 @@
+//! The `curflow report` command: reads one payer-month's waste back from the final tables,
+//! prints the top commitments and applications, and writes the HTML report.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::report::render_html;
+use crate::settings::{Settings, WarehouseSettings};
+use crate::storage::{Location, StorageError};
+use crate::task::{BillingPeriod, PayerId};
+use crate::warehouse::{Embedded, WarehouseError, WasteBreakdown};
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The warehouse location cannot be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The final tables cannot be read.
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    /// Nothing was analysed for this payer-month.
+    #[error(
+        "no waste recorded for payer {payer} in {period}: run `curflow run` for that month first"
+    )]
+    Empty {
+        /// The payer.
+        payer: PayerId,
+        /// The billing period.
+        period: BillingPeriod,
+    },
+    /// The HTML file cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The default file name of the HTML report.
+pub fn default_path(payer: &PayerId, period: BillingPeriod) -> PathBuf {
+    PathBuf::from(format!("curflow-waste-{payer}-{period}.html"))
+}
+
+/// Reads the breakdown, writes the HTML to `html`, and returns the text summary.
+pub async fn run(
+    settings: &Settings,
+    payer: &PayerId,
+    period: BillingPeriod,
+    html: &Path,
+) -> Result<String, ReportError> {
+    let warehouse = match &settings.warehouse {
+        WarehouseSettings::Embedded { dir } => Embedded::new(Location::open(dir, None)?),
+    };
+    let breakdown = warehouse.breakdown(payer, period).await?;
+    if breakdown.top_commitments.is_empty() {
+        return Err(ReportError::Empty {
+            payer: payer.clone(),
+            period,
+        });
+    }
+    std::fs::write(html, render_html(&breakdown)).map_err(|source| ReportError::Write {
+        path: html.to_owned(),
+        source,
+    })?;
+    Ok(render_text(&breakdown, html))
+}
+
+fn render_text(b: &WasteBreakdown, html: &Path) -> String {
+    let mut out = String::new();
+    let dollars = |v: f64| format!("${v:>12.2}");
+    let _ = writeln!(
+        out,
+        "Commitment waste, payer {}, {}: ${:.2} (Reserved Instances ${:.2}, Savings Plans ${:.2})",
+        b.payer,
+        b.period,
+        b.ri_unused_cost + b.sp_unused_cost,
+        b.ri_unused_cost,
+        b.sp_unused_cost
+    );
+    let _ = writeln!(out, "Top commitments:");
+    for c in &b.top_commitments {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}",
+            dollars(c.unused_cost),
+            c.kind.to_uppercase(),
+            c.arn
+        );
+    }
+    let _ = writeln!(out, "Top applications:");
+    for a in b.applications.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "  {}  {} (RI ${:.2}, SP ${:.2})",
+            dollars(a.ri_unused_cost + a.sp_unused_cost),
+            a.application,
+            a.ri_unused_cost,
+            a.sp_unused_cost
+        );
+    }
+    let _ = writeln!(out, "HTML report: {}", html.display());
+    out
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the `curflow` binary run as a user runs it, on data the generator
+//! makes in temporary folders. One test binary (see INFRA.md: each binary links DataFusion).
+
+mod bad_input;
+mod demo;
+mod fault_proxy;
+mod ops;
+mod payers;
+mod s3;
+mod s3_support;
+mod schema_drift;
+mod support;

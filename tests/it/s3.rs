@@ -1,0 +1,449 @@
+//! The S3 sync engine against the local S3 server (moto) that `scripts/test` starts:
+//! cross-bucket copies, plan output, restatements, late data, a source rewritten mid-copy,
+//! injected faults, a process killed at random moments, a 1,000-object period, a no-op run
+//! that writes nothing, an assumed role, and multipart copies.
+
+use std::time::Duration;
+
+use crate::fault_proxy::{FaultProxy, Faults};
+use crate::s3_support::{
+    bucket, client, curflow_s3, endpoint, generate, ledger_keys, settings, source_period,
+    staged_period, task_args,
+};
+use crate::support::run;
+
+const PAYER: &str = "671238551718";
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Staging mirrors the source period, and the ledger lists exactly those files.
+async fn assert_mirrored(
+    c: &aws_sdk_s3::Client,
+    source: &str,
+    staging: &str,
+    (year, month): (i32, u32),
+) {
+    let period = format!("{year}-{month:02}");
+    let src = source_period(c, source, &period).await;
+    let staged = staged_period(c, staging, PAYER, (year, month)).await;
+    assert!(!src.is_empty(), "source {period} is empty");
+    assert_eq!(staged, src, "staged {period} differs from the source");
+    let ledger = ledger_keys(c, staging, PAYER, &period).await;
+    assert_eq!(
+        ledger,
+        src.keys().cloned().collect::<Vec<_>>(),
+        "ledger of {period}"
+    );
+}
+
+/// "RI waste $1,234.56" in a run summary → 1234.56.
+fn ri_waste(summary: &str) -> f64 {
+    let at = summary.find("RI waste $").expect("summary shows RI waste") + "RI waste $".len();
+    let number: String = summary[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .collect();
+    number.replace(',', "").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_cross_bucket_plan_run_restatement_and_noop() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
+    let first = generate(&ep, &source, PAYER, (2025, 7), 1, 500).await;
+    let args = task_args("plan", &config, PAYER, "2025", "7");
+
+    let out = run(curflow_s3(dir.path(), &ep, &args));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("to copy {} files", first.files.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains("2025-06") && text.contains("no data"),
+        "skipped month and why: {text}"
+    );
+    assert!(
+        staged_period(&c, &staging, PAYER, (2025, 7))
+            .await
+            .is_empty(),
+        "plan wrote nothing"
+    );
+
+    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    let waste = ri_waste(&stdout(&out));
+    assert!(
+        (waste - first.ri_unused_cost).abs() < 0.01,
+        "{waste} vs {}",
+        first.ri_unused_cost
+    );
+
+    // A no-op run through a counting proxy: reads only, no write request at all.
+    let proxy = FaultProxy::start(&ep, Faults::default());
+    let out = run(curflow_s3(dir.path(), &proxy.endpoint, &run_args));
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("Already synchronized"),
+        "{}",
+        stdout(&out)
+    );
+    let counts = proxy.counts();
+    for write in ["PUT", "POST", "DELETE"] {
+        assert_eq!(
+            counts.get(write),
+            None,
+            "no-op run sent {write}: {counts:?}"
+        );
+    }
+    assert!(
+        counts.get("GET").copied().unwrap_or_default() > 0,
+        "{counts:?}"
+    );
+
+    // Restatement: delivery 2 renames every file; old ones go, nothing doubles.
+    let second = generate(&ep, &source, PAYER, (2025, 7), 2, 500).await;
+    assert!(second.files.iter().all(|f| !first.files.contains(f)));
+    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{} deleted", first.files.len())),
+        "{text}"
+    );
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    let waste = ri_waste(&text);
+    assert!(
+        (waste - second.ri_unused_cost).abs() < 0.01,
+        "totals after restatement: {waste} vs {}",
+        second.ri_unused_cost
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_late_data_in_previous_months() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
+    generate(&ep, &source, PAYER, (2025, 5), 1, 1000).await;
+    generate(&ep, &source, PAYER, (2025, 6), 1, 1000).await;
+    generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    assert!(run(curflow_s3(dir.path(), &ep, &run_args)).status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 6)).await;
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert!(
+        staged_period(&c, &staging, PAYER, (2025, 5))
+            .await
+            .is_empty(),
+        "May is outside the default two periods"
+    );
+
+    // AWS restates June after the fact: the July task picks it up.
+    generate(&ep, &source, PAYER, (2025, 6), 2, 700).await;
+    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 6)).await;
+    assert!(
+        stdout(&out).contains("Already synchronized"),
+        "July is untouched"
+    );
+
+    // --periods 3 reaches May.
+    let mut args = run_args.clone();
+    args.extend(["--periods", "3"]);
+    assert!(run(curflow_s3(dir.path(), &ep, &args)).status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_source_rewritten_between_listing_and_copy() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(
+        dir.path(),
+        &staging,
+        &source,
+        PAYER,
+        "periods = 1\nconcurrency = 1",
+        "",
+    );
+    let report = generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+    let victim = report.files[0].clone();
+    let donor = report.files[1].clone();
+    // When the copy of `victim` passes the proxy, overwrite it at the source first.
+    let handle = tokio::runtime::Handle::current();
+    let (hook_client, hook_bucket, victim_key) = (c.clone(), source.clone(), victim.clone());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook_done = done.clone();
+    let hook: crate::fault_proxy::Hook = std::sync::Arc::new(move |head: &str| {
+        let file = victim_key.rsplit('/').next().unwrap();
+        if head.to_ascii_lowercase().contains("x-amz-copy-source:")
+            && head.contains(file)
+            && !hook_done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            handle.block_on(async {
+                let body = hook_client
+                    .get_object()
+                    .bucket(&hook_bucket)
+                    .key(&donor)
+                    .send()
+                    .await
+                    .unwrap();
+                let bytes = body.body.collect().await.unwrap().into_bytes();
+                hook_client
+                    .put_object()
+                    .bucket(&hook_bucket)
+                    .key(&victim_key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .unwrap();
+            });
+        }
+    });
+    let proxy = FaultProxy::start(
+        &ep,
+        Faults {
+            every: 0,
+            hook: Some(hook),
+        },
+    );
+    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let out = tokio::task::spawn_blocking({
+        let cmd = curflow_s3(dir.path(), &proxy.endpoint, &run_args);
+        move || run(cmd)
+    })
+    .await
+    .unwrap();
+    assert!(
+        done.load(std::sync::atomic::Ordering::SeqCst),
+        "the hook ran"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the run reports the changed source"
+    );
+    assert!(
+        stdout(&out).contains("changed at the source"),
+        "{}",
+        stdout(&out)
+    );
+    // The next run converges on the new version.
+    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    let src = crate::s3_support::list(&c, &source, "").await;
+    let staged = crate::s3_support::list(&c, &staging, "").await;
+    let name = victim.rsplit('/').next().unwrap();
+    let staged_tag = staged.iter().find(|(k, _)| k.ends_with(name)).unwrap().1;
+    assert_eq!(
+        staged_tag.1, src[&victim].1,
+        "the staged copy is the rewritten version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
+    generate(&ep, &source, PAYER, (2025, 7), 1, 100).await;
+    let proxy = FaultProxy::start(
+        &ep,
+        Faults {
+            every: 4,
+            hook: None,
+        },
+    );
+    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let out = tokio::task::spawn_blocking({
+        let cmd = curflow_s3(dir.path(), &proxy.endpoint, &run_args);
+        move || run(cmd)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    assert!(
+        proxy.faults_injected() > 20,
+        "{} faults",
+        proxy.faults_injected()
+    );
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_killed_at_random_moments_then_converges() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(
+        dir.path(),
+        &staging,
+        &source,
+        PAYER,
+        "periods = 1\nlease_ttl = \"1s\"",
+        "",
+    );
+    generate(&ep, &source, PAYER, (2025, 7), 1, 30).await;
+    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let mut seed: u64 = 0x5eed;
+    for round in 0..22u32 {
+        // Every seventh round a restatement lands, so kills also hit deletions.
+        if round % 7 == 3 {
+            generate(&ep, &source, PAYER, (2025, 7), 2 + round, 30).await;
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(50 + (seed >> 33) % 1500);
+        let mut child = curflow_s3(dir.path(), &ep, &run_args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(delay).await;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Let the last killed run's lease expire, then one clean run.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_thousand_object_period() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(
+        dir.path(),
+        &staging,
+        &source,
+        PAYER,
+        "periods = 1\nconcurrency = 32",
+        "",
+    );
+    let report = generate(&ep, &source, PAYER, (2025, 7), 1, 3).await;
+    assert!(report.files.len() >= 1000, "{} files", report.files.len());
+    let out = run(curflow_s3(
+        dir.path(),
+        &ep,
+        &task_args("run", &config, PAYER, "2025", "7"),
+    ));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_assumed_role_streams_between_principals() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(
+        dir.path(),
+        &staging,
+        &source,
+        PAYER,
+        "periods = 1",
+        "role_arn = \"arn:aws:iam::671238551718:role/curflow-read\"\nexternal_id = \"finops-1\"",
+    );
+    generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+    let proxy = FaultProxy::start(&ep, Faults::default());
+    let out = run(curflow_s3(
+        dir.path(),
+        &proxy.endpoint,
+        &task_args("run", &config, PAYER, "2025", "7"),
+    ));
+    assert!(out.status.success());
+    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    let counts = proxy.counts();
+    assert_eq!(
+        counts.get("COPY"),
+        None,
+        "different principals never copy server-side: {counts:?}"
+    );
+    assert!(
+        counts.get("POST").copied().unwrap_or_default() >= 1,
+        "STS AssumeRole was called: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_multipart_copy_with_lowered_threshold() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(
+        dir.path(),
+        &staging,
+        &source,
+        PAYER,
+        "periods = 1\nmultipart_threshold_mib = 5\npart_size_mib = 5",
+        "",
+    );
+    // No manifest: every .parquet file of the period folder is staged.
+    let big: Vec<u8> = (0..12 * 1024 * 1024 + 17)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let key = "cur2/data/BILLING_PERIOD=2025-07/big.parquet";
+    c.put_object()
+        .bucket(&source)
+        .key(key)
+        .body(big.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&ep, Faults::default());
+    let out = run(curflow_s3(
+        dir.path(),
+        &proxy.endpoint,
+        &task_args("run", &config, PAYER, "2025", "7"),
+    ));
+    // The bytes are not Parquet, so analytics refuses them; the copy is what is tested here.
+    assert!(
+        !stdout(&out).contains("did not verify") && !stdout(&out).contains("could not copy"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        proxy.counts().get("COPY"),
+        Some(&3),
+        "three UploadPartCopy requests: {:?}",
+        proxy.counts()
+    );
+    let staged = c
+        .get_object()
+        .bucket(&staging)
+        .key(format!(
+            "staging/year=2025/month=7/payer-{PAYER}/big.parquet"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        staged.body.collect().await.unwrap().into_bytes().as_ref(),
+        big.as_slice()
+    );
+}

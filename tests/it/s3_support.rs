@@ -1,0 +1,233 @@
+//! Helpers for the S3 tests: the test server's endpoint, unique buckets, synthetic exports
+//! written by the generator, listings to compare, and the binary pointed at S3.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use curflow::generate::{GenerateOptions, GenerateReport};
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+
+use crate::support::curflow;
+
+/// The S3 server `scripts/test` started.
+pub fn endpoint() -> String {
+    std::env::var("TEST_S3_ENDPOINT").expect(
+        "TEST_S3_ENDPOINT is not set: run the tests with scripts/test, which starts the local S3 server (moto)",
+    )
+}
+
+/// An SDK client straight to `endpoint` (no proxy).
+pub fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .force_path_style(true)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A new, empty bucket with a name no other test uses.
+pub async fn bucket(client: &Client, tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "cf-{tag}-{}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("create bucket {name} at the S3 server (is scripts/test running it?): {e:?}")
+        });
+    name
+}
+
+/// An object store on `bucket`, for the generator.
+pub fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Writes one delivery of synthetic CUR 2.0 for `payer` and `year-month` under
+/// `s3://bucket/cur2`, `rows_per_file` rows per Parquet file.
+pub async fn generate(
+    endpoint: &str,
+    bucket: &str,
+    payer: &str,
+    (year, month): (i32, u32),
+    delivery: u32,
+    rows_per_file: u64,
+) -> GenerateReport {
+    let mut options = GenerateOptions::new(payer, year, month);
+    options.rows = 3_000;
+    options.rows_per_file = rows_per_file;
+    options.delivery = delivery;
+    options.root_url = format!("s3://{bucket}/cur2");
+    curflow::generate::generate(
+        store(endpoint, bucket),
+        &object_store::path::Path::from("cur2"),
+        &options,
+    )
+    .await
+    .unwrap()
+}
+
+/// `(key below prefix, size, ETag)` of every object below `prefix`.
+pub async fn list(client: &Client, bucket: &str, prefix: &str) -> BTreeMap<String, (i64, String)> {
+    let mut out = BTreeMap::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for o in page.unwrap().contents() {
+            let key = o.key().unwrap();
+            out.insert(
+                key[prefix.len()..].trim_start_matches('/').to_owned(),
+                (
+                    o.size().unwrap_or_default(),
+                    o.e_tag().unwrap_or_default().to_owned(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Names and sizes only (copies may carry other ETags).
+pub fn sizes(listing: &BTreeMap<String, (i64, String)>) -> BTreeMap<String, i64> {
+    listing.iter().map(|(k, (s, _))| (k.clone(), *s)).collect()
+}
+
+/// The data files of one source period, as the staging should mirror them.
+pub async fn source_period(client: &Client, bucket: &str, period: &str) -> BTreeMap<String, i64> {
+    sizes(
+        &list(
+            client,
+            bucket,
+            &format!("cur2/data/BILLING_PERIOD={period}"),
+        )
+        .await,
+    )
+    .into_iter()
+    .filter(|(k, _)| k.ends_with(".parquet"))
+    .collect()
+}
+
+/// One staged payer-period.
+pub async fn staged_period(
+    client: &Client,
+    bucket: &str,
+    payer: &str,
+    (year, month): (i32, u32),
+) -> BTreeMap<String, i64> {
+    sizes(
+        &list(
+            client,
+            bucket,
+            &format!("staging/year={year}/month={month}/payer-{payer}"),
+        )
+        .await,
+    )
+}
+
+/// The keys the ledger of a payer-period lists.
+pub async fn ledger_keys(client: &Client, bucket: &str, payer: &str, period: &str) -> Vec<String> {
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(format!(
+            "staging/_curflow/ledger/payer-{payer}/{period}.json"
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ledger of {payer} {period}: {e:?}"));
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    let ledger: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    ledger["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// A settings file with a `dev` profile: staging in `staging_bucket`, the warehouse in
+/// `dir`, one payer reading `source_bucket`; `extra` is appended to the profile and
+/// `payer_extra` to the payer entry.
+pub fn settings(
+    dir: &Path,
+    staging_bucket: &str,
+    source_bucket: &str,
+    payer: &str,
+    extra: &str,
+    payer_extra: &str,
+) -> String {
+    let path = dir.join("curflow.toml");
+    // The Delta warehouse refuses a local table folder that does not exist yet.
+    for table in [
+        "ri_wastage_hourly",
+        "sp_wastage_hourly",
+        "commitment_reconciliation",
+    ] {
+        std::fs::create_dir_all(dir.join("warehouse").join(table)).unwrap();
+    }
+    let text = format!(
+        "[dev]\nstaging = \"s3://{staging_bucket}/staging\"\nwarehouse_dir = \"{}\"\n{extra}\n\
+         [[dev.payers]]\npayer_id = \"{payer}\"\nsource = \"s3://{source_bucket}/cur2\"\n{payer_extra}\n",
+        dir.join("warehouse").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The binary, reaching S3 at `endpoint` with the test server's credentials.
+pub fn curflow_s3(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = curflow(dir, args);
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    cmd
+}
+
+/// `run`/`plan` arguments for one payer and task month.
+pub fn task_args<'a>(
+    command: &'a str,
+    config: &'a str,
+    payer: &'a str,
+    year: &'a str,
+    month: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        command, "--config", config, "--env", "dev", "--payer", payer, "--year", year, "--month",
+        month,
+    ]
+}

@@ -1,0 +1,153 @@
+//! Files of one delivery that differ in columns: unified by name, or refused by name.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use crate::support::{curflow, run};
+
+const PAYER: &str = "671238551718";
+
+/// A one-payer setup: a generated July, and settings pointing at it.
+fn setup(dir: &Path) -> String {
+    let source = dir.join("source");
+    let generate = [
+        "generate",
+        "--out",
+        source.to_str().unwrap(),
+        "--payer",
+        PAYER,
+        "--year",
+        "2025",
+        "--month",
+        "7",
+        "--rows",
+        "3000",
+        "--seed",
+        "7",
+    ];
+    assert_eq!(run(curflow(dir, &generate)).status.code(), Some(0));
+    let settings = dir.join("curflow.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[local]\nstaging = \"{0}/staging\"\nwarehouse_dir = \"{0}/warehouse\"\nperiods = 1\n\
+             [[local.payers]]\npayer_id = \"{PAYER}\"\nsource = \"{1}\"\n",
+            dir.display(),
+            source.display()
+        ),
+    )
+    .unwrap();
+    settings.display().to_string()
+}
+
+/// Adds a file to July's delivery (data folder and manifest).
+fn add_to_delivery(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
+    let source = dir.join("source");
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let path = source.join("data/BILLING_PERIOD=2025-07").join(name);
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let manifest_path = source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["dataFiles"]
+        .as_array_mut()
+        .unwrap()
+        .push(format!("file://{}", path.display()).into());
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
+    let out = run(curflow(
+        dir,
+        &[
+            "run", "--config", settings, "--year", "2025", "--month", "7", "--payer", PAYER,
+        ],
+    ));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The summary's "RI waste $… SP waste $…" line.
+fn waste_line(summary: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.contains("RI waste $"))
+        .unwrap_or_else(|| panic!("no waste line in {summary}"))
+        .to_owned()
+}
+
+#[test]
+fn extra_and_missing_columns_are_unified_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = setup(dir.path());
+    let (code, before) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0));
+    // A later file with a new column and without most of the old ones: a Tax line.
+    add_to_delivery(
+        dir.path(),
+        "cur2-001-00002.snappy.parquet",
+        vec![
+            (
+                "bill_payer_account_id",
+                Arc::new(StringArray::from(vec![PAYER])) as ArrayRef,
+            ),
+            (
+                "line_item_line_item_type",
+                Arc::new(StringArray::from(vec!["Tax"])),
+            ),
+            (
+                "line_item_unblended_cost",
+                Arc::new(Float64Array::from(vec![12.5])),
+            ),
+            (
+                "a_column_aws_added_later",
+                Arc::new(StringArray::from(vec!["x"])),
+            ),
+        ],
+    );
+    let (code, after) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{after}");
+    assert!(after.contains("1 file copied"), "{after}");
+    assert_eq!(
+        waste_line(&after),
+        waste_line(&before),
+        "a Tax line changes no waste"
+    );
+}
+
+#[test]
+fn a_type_conflict_names_the_file_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = setup(dir.path());
+    add_to_delivery(
+        dir.path(),
+        "cur2-001-00002.snappy.parquet",
+        vec![
+            (
+                "bill_payer_account_id",
+                Arc::new(StringArray::from(vec![PAYER])) as ArrayRef,
+            ),
+            (
+                "line_item_usage_amount",
+                Arc::new(StringArray::from(vec!["3.5"])),
+            ),
+        ],
+    );
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(1), "{summary}");
+    let failed = summary
+        .lines()
+        .find(|l| l.contains("FAILED:"))
+        .expect("a failed period");
+    assert!(failed.contains("line_item_usage_amount"), "{failed}");
+    assert!(failed.contains("cur2-001-00002.snappy.parquet"), "{failed}");
+    assert!(failed.contains("cur2-001-00001.snappy.parquet"), "{failed}");
+}

@@ -1,0 +1,66 @@
+//! Running the binary and reading tables back, shared by the tests.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+/// The `curflow` binary, in `dir`, with no `CURFLOW_*`/`TASK_INPUT_JSON` from the caller.
+pub fn curflow(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_curflow"));
+    cmd.current_dir(dir).args(args).env("CURFLOW_LOG", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CURFLOW_") || key == "TASK_INPUT_JSON" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs the command and returns its output, printing it when a test fails.
+pub fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("the curflow binary runs");
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a query and collects its result.
+pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql)
+        .await
+        .expect("query plans")
+        .collect()
+        .await
+        .expect("query runs")
+}
+
+/// The embedded warehouse's final tables under `dir`.
+pub fn final_tables(dir: &Path) -> curflow::warehouse::Embedded {
+    let url = curflow::storage::StoreUrl::parse(dir.to_str().expect("utf-8 path")).unwrap();
+    curflow::warehouse::Embedded::new(curflow::storage::Location::open(&url, None).unwrap())
+}
+
+/// Reads a Delta table with delta-rs from Python (`TEST_PYTHON`, set by scripts/test) and
+/// returns "<rows> <sum of unused_cost, 2 decimals>".
+pub fn read_outside(table: &Path) -> String {
+    let python = std::env::var("TEST_PYTHON")
+        .expect("TEST_PYTHON is not set: run the tests with scripts/test, which installs the deltalake reader");
+    let script = "import sys, deltalake, pyarrow.compute as pc\n\
+                  t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
+                  print(t.num_rows, f\"{pc.sum(t['unused_cost']).as_py():.2f}\")";
+    let out = Command::new(&python)
+        .args(["-c", script, table.to_str().expect("utf-8 path")])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
