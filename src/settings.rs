@@ -167,15 +167,16 @@ pub struct Settings {
 
 impl Settings {
     /// Applies `--periods N` (the task month and the N-1 months before it), which overrides
-    /// the profile's `periods`.
+    /// the profile's `periods`. N is at least 2: the flag reaches further back, it never
+    /// drops the month before, which AWS restates after the month closes.
     pub fn with_periods(mut self, periods: Option<u32>) -> Result<Self, SettingsError> {
         if let Some(n) = periods {
-            if !(1..=36).contains(&n) {
+            if !(2..=36).contains(&n) {
                 return Err(SettingsError::Invalid {
                     profile: self.env.clone(),
                     key: "--periods".into(),
                     value: n.to_string(),
-                    reason: "must be 1-36 (the task month and the months before it)".into(),
+                    reason: "must be 2-36 (the task month, the month before it, and up to 34 more); omit it for the profile's default".into(),
                 });
             }
             self.periods = n;

@@ -150,3 +150,25 @@ fn unconfigured_payer() {
         &["payer 671238551718 is not configured"],
     );
 }
+
+#[test]
+fn periods_below_two() {
+    // The task month and the month before are always synchronized; `--periods` only reaches
+    // further back, so 0 and 1 are refused rather than silently dropping the month before.
+    for n in ["0", "1"] {
+        refused(
+            None,
+            &[
+                "--year",
+                "2025",
+                "--month",
+                "7",
+                "--payer",
+                OK_PAYER,
+                "--periods",
+                n,
+            ],
+            &["--periods", &format!("= {n}"), "must be 2-36"],
+        );
+    }
+}
