@@ -78,7 +78,7 @@ pub struct TaskArgs {
     #[arg(long)]
     pub partner_id: Option<u64>,
     /// Billing periods to synchronize: the task month and the N-1 before it (late data and
-    /// restatements of older months), 1-36. Overrides the profile's `periods` (default 2).
+    /// restatements of older months), 2-36. Overrides the profile's `periods` (default 2).
     #[arg(long)]
     pub periods: Option<u32>,
 }
@@ -135,6 +135,11 @@ pub struct GenerateArgs {
     /// Export name (the last folder of the export root, and the file name prefix).
     #[arg(long, default_value = "cur2")]
     pub export_name: String,
+    /// Write the legacy CUR (Parquet) layout: `<export-name>/year=YYYY/month=M/`, a
+    /// `YYYYMMDD-YYYYMMDD/` manifest and `cost_and_usage_data_status/`, tags as
+    /// `resource_tags_user_<key>` columns. Same data and ground truth as CUR 2.0.
+    #[arg(long)]
+    pub legacy: bool,
 }
 
 /// `demo` flags.

@@ -247,6 +247,7 @@ async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
             options.seed = args.seed;
             options.delivery = args.delivery;
             options.export_name = args.export_name;
+            options.legacy = args.legacy;
             options.root_url = root.to_string();
             let (store, prefix) = export.store();
             let report = generate::generate(store, &prefix, &options).await?;

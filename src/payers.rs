@@ -17,6 +17,11 @@ pub enum Layout {
     /// AWS Data Exports (CUR 2.0): `data/BILLING_PERIOD=YYYY-MM/` and `metadata/…Manifest.json`.
     #[default]
     Cur2,
+    /// Legacy Cost and Usage Report in Parquet: `<report>/year=YYYY/month=M/`,
+    /// `YYYYMMDD-YYYYMMDD/<report>-Manifest.json` and `cost_and_usage_data_status/`.
+    Legacy,
+    /// Whichever of the two the export root holds, found by its top-level folders.
+    Auto,
 }
 
 /// One payer's source of CUR data.
@@ -27,7 +32,7 @@ pub struct PayerConfig {
     pub payer_id: PayerId,
     /// URL of the export root, e.g. `s3://bucket/prefix/export-name` or a local directory.
     pub source: String,
-    /// Layout of the export. Default: `cur2`.
+    /// Layout of the export: `cur2`, `legacy` or `auto`. Default: `cur2`.
     #[serde(default)]
     pub layout: Layout,
     /// AWS region of the source bucket. Default: the environment's region.

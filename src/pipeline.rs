@@ -183,6 +183,14 @@ async fn sync_period<W: Warehouse>(
                 ),
             });
         }
+        DeliveryState::Updating { status } => {
+            tracing::warn!(%payer, %period, %status, "legacy report still UPDATING");
+            return Ok(PeriodOutcome::Skipped {
+                reason: format!(
+                    "the report is still being updated ({status} says UPDATING); the staged copy is kept and the next run stages it"
+                ),
+            });
+        }
     }
     let source_folder = source.export.child(&discovered.folder);
     let staged = staging.child(&sync::staged_folder(payer, period));

@@ -10,6 +10,7 @@
 mod batch;
 mod catalog;
 mod draw;
+mod legacy;
 mod lines;
 mod model;
 mod period;
@@ -29,6 +30,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
+pub use legacy::write_legacy_status;
 pub use truth::{Attribution, GroundTruth, RiTruthRow, SpTruthRow, UNALLOCATED, UNTAGGED};
 
 use period::{Period, iso_ms};
@@ -61,6 +63,10 @@ pub struct GenerateOptions {
     /// `file:///tmp/x/src/payer-1`), used for the manifest's `dataFiles`. When empty, the
     /// manifest lists the data files' object keys instead. Default empty.
     pub root_url: String,
+    /// Write the legacy CUR (Parquet) layout instead of CUR 2.0: the report named
+    /// `export_name` under the root (see `legacy`), same rows and ground truth, tags as
+    /// `resource_tags_user_<key>` columns. Default false.
+    pub legacy: bool,
 }
 
 impl GenerateOptions {
@@ -76,6 +82,7 @@ impl GenerateOptions {
             export_name: "cur2".to_owned(),
             rows_per_file: 1_000_000,
             root_url: String::new(),
+            legacy: false,
         }
     }
 }
@@ -186,6 +193,8 @@ struct BillingPeriod {
 /// `data/BILLING_PERIOD=YYYY-MM/` are deleted first, the new data files are streamed hour by
 /// hour (memory stays flat for ten million rows), the manifest naming them is written last,
 /// and `ground-truth/BILLING_PERIOD=YYYY-MM/` (outside `data/`, so never staged) follows.
+/// With `opts.legacy` the same rows go to the legacy layout, bracketed by the status file:
+/// `UPDATING` before the old files are removed, `READY` after the manifest.
 pub async fn generate(
     store: Arc<dyn ObjectStore>,
     root: &Path,
@@ -197,18 +206,32 @@ pub async fn generate(
     let model = draw::build(&opts.payer_id, period, opts.seed);
     let truth = truth::compute(&model);
 
-    let data_dir = root.clone().join("data").join(partition.as_str());
+    let data_dir = if opts.legacy {
+        // AWS marks the whole report UPDATING while it rewrites a period.
+        write_legacy_status(&store, root, true).await?;
+        legacy::data_dir(root, &opts.export_name, &period)
+    } else {
+        root.clone().join("data").join(partition.as_str())
+    };
     remove_previous(&store, &data_dir).await?;
 
     let plan = lines::Plan::new(&model, &truth, opts.rows);
     let encoder = batch::Encoder::new(&model, opts.delivery);
-    let prefix = format!("{}-{:03}", opts.export_name, opts.delivery);
+    // A legacy report keeps its file names from one delivery to the next (it overwrites).
+    let (prefix, schema) = if opts.legacy {
+        (opts.export_name.clone(), legacy::schema(&encoder.schema()))
+    } else {
+        (
+            format!("{}-{:03}", opts.export_name, opts.delivery),
+            encoder.schema(),
+        )
+    };
     let mut files = writer::DataFiles::new(
         Arc::clone(&store),
         data_dir,
         prefix,
         opts.rows_per_file,
-        encoder.schema(),
+        Arc::clone(&schema),
     );
     let mut hour_lines = Vec::new();
     let mut seq = 0u64;
@@ -218,6 +241,13 @@ pub async fn generate(
         for chunk in hour_lines.chunks(writer::ROW_GROUP_ROWS) {
             let batch = encoder
                 .encode(chunk, seq)
+                .and_then(|batch| {
+                    if opts.legacy {
+                        legacy::convert(&batch, &schema)
+                    } else {
+                        Ok(batch)
+                    }
+                })
                 .map_err(|source| GenerateError::Encode {
                     period: label.clone(),
                     hour,
@@ -228,44 +258,25 @@ pub async fn generate(
         }
     }
     let written = files.finish().await?;
+    let execution_id =
+        draw::uuid_like(&mut Rng::derive(model.base, &[8, u64::from(opts.delivery)]));
 
-    let manifest_key = root
-        .clone()
-        .join("metadata")
-        .join(partition.as_str())
-        .join(format!("{}-Manifest.json", opts.export_name).as_str());
-    let url_root = opts.root_url.trim_end_matches('/');
-    let data_files = written
-        .iter()
-        .map(|w| {
-            if url_root.is_empty() {
-                w.key.to_string()
-            } else {
-                format!("{url_root}/data/{partition}/{}", w.name)
-            }
-        })
-        .collect();
-    let manifest = Manifest {
-        execution_id: draw::uuid_like(&mut Rng::derive(model.base, &[8, u64::from(opts.delivery)])),
-        report_name: &opts.export_name,
-        billing_period: BillingPeriod {
-            start: iso_ms(period.start_ms),
-            end: iso_ms(period.end_ms),
-        },
-        data_files,
-        delivery_number: opts.delivery,
+    let manifest_key = if opts.legacy {
+        let delivery = legacy::Delivery {
+            period: &period,
+            report: &opts.export_name,
+            payer: &opts.payer_id,
+            assembly_id: &execution_id,
+            schema: &schema,
+            root_url: &opts.root_url,
+            files: written.iter().map(|w| w.name.as_str()).collect(),
+        };
+        let key = legacy::write_manifest(&store, root, &delivery).await?;
+        write_legacy_status(&store, root, false).await?;
+        key
+    } else {
+        write_manifest(&store, root, opts, &period, &written, execution_id).await?
     };
-    let body = serde_json::to_vec_pretty(&manifest).map_err(|source| GenerateError::Manifest {
-        key: manifest_key.to_string(),
-        source,
-    })?;
-    store
-        .put(&manifest_key, PutPayload::from(body))
-        .await
-        .map_err(|source| GenerateError::Put {
-            key: manifest_key.to_string(),
-            source,
-        })?;
 
     let truth_dir = root.clone().join("ground-truth").join(partition.as_str());
     let ri_key = truth_dir.clone().join("ri_wastage_hourly.parquet");
@@ -301,6 +312,57 @@ pub async fn generate(
         "generated synthetic CUR"
     );
     Ok(report)
+}
+
+/// Writes the CUR 2.0 manifest naming `written` under `metadata/BILLING_PERIOD=YYYY-MM/`;
+/// returns its key.
+async fn write_manifest(
+    store: &Arc<dyn ObjectStore>,
+    root: &Path,
+    opts: &GenerateOptions,
+    period: &Period,
+    written: &[writer::Written],
+    execution_id: String,
+) -> Result<Path, GenerateError> {
+    let partition = format!("BILLING_PERIOD={}", period.label());
+    let manifest_key = root
+        .clone()
+        .join("metadata")
+        .join(partition.as_str())
+        .join(format!("{}-Manifest.json", opts.export_name).as_str());
+    let url_root = opts.root_url.trim_end_matches('/');
+    let data_files = written
+        .iter()
+        .map(|w| {
+            if url_root.is_empty() {
+                w.key.to_string()
+            } else {
+                format!("{url_root}/data/{partition}/{}", w.name)
+            }
+        })
+        .collect();
+    let manifest = Manifest {
+        execution_id,
+        report_name: &opts.export_name,
+        billing_period: BillingPeriod {
+            start: iso_ms(period.start_ms),
+            end: iso_ms(period.end_ms),
+        },
+        data_files,
+        delivery_number: opts.delivery,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|source| GenerateError::Manifest {
+        key: manifest_key.to_string(),
+        source,
+    })?;
+    store
+        .put(&manifest_key, PutPayload::from(body))
+        .await
+        .map_err(|source| GenerateError::Put {
+            key: manifest_key.to_string(),
+            source,
+        })?;
+    Ok(manifest_key)
 }
 
 /// The ground truth [`generate`] writes for `opts`, without writing anything; for tests that

@@ -365,6 +365,23 @@ impl Location {
         Ok(out)
     }
 
+    /// The names of the folders directly below `rel` (one delimited listing, not a walk of
+    /// everything below), sorted.
+    pub async fn folders(&self, rel: &str) -> Result<Vec<String>, StorageError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(rel)))
+            .await
+            .map_err(self.err("list", rel))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn read(&self, rel: &str) -> Result<Option<bytes::Bytes>, StorageError> {
         match self.store.get(&self.path(rel)).await {
@@ -608,5 +625,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(dst.read("lock").await.unwrap().unwrap().as_ref(), b"3");
+        assert_eq!(root.folders("").await.unwrap(), ["dst", "src"]);
+        assert_eq!(dst.folders("").await.unwrap(), ["b"]);
     }
 }

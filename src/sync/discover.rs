@@ -4,10 +4,13 @@
 //! then the manifest under `metadata/BILLING_PERIOD=YYYY-MM/`. The manifest is the
 //! authority on which files form the current delivery: files it names but the listing
 //! lacks mean a delivery is being written (the period is skipped this run, the staged copy
-//! left as it was), and data files it does not name are not part of the delivery.
+//! left as it was), and data files it does not name are not part of the delivery. The
+//! legacy CUR layout follows the same rules with its own folders and status file (see
+//! [`super::legacy`]); `auto` tells the two apart by the export root's top-level folders.
 
 use serde::Deserialize;
 
+use super::legacy::{self, discover_legacy};
 use crate::payers::Layout;
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::BillingPeriod;
@@ -19,9 +22,17 @@ pub enum DiscoverError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// The manifest exists but cannot be understood.
-    #[error("manifest {url} is not a CUR 2.0 manifest ({reason}); check the export's delivery")]
+    #[error("manifest {url} is not a CUR manifest ({reason}); check the export's delivery")]
     Manifest {
         /// The manifest's URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A legacy report's status file cannot be read.
+    #[error("status file {url} cannot be read ({reason}); check the report's delivery")]
+    Status {
+        /// The status file's URL.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -39,6 +50,11 @@ pub enum DeliveryState {
     Incomplete {
         /// Files named by the manifest but missing from the listing.
         missing: Vec<String>,
+    },
+    /// The legacy report's status says AWS is rewriting it: skip this run.
+    Updating {
+        /// URL of the status folder.
+        status: String,
     },
 }
 
@@ -67,8 +83,25 @@ struct Manifest {
 
 /// Only Parquet data files are staged; Athena/Redshift helpers, CSV metadata and AWS's
 /// `aws-programmatic-access-test-object` are not.
-fn is_data_file(key: &str) -> bool {
+pub(super) fn is_data_file(key: &str) -> bool {
     key.to_ascii_lowercase().ends_with(".parquet")
+}
+
+/// The data files below `folder`, keyed relative to it.
+pub(super) async fn data_files(
+    export: &Location,
+    folder: &str,
+) -> Result<Vec<ObjectInfo>, DiscoverError> {
+    Ok(export
+        .list(folder)
+        .await?
+        .into_iter()
+        .filter(|o| is_data_file(&o.key))
+        .map(|o| ObjectInfo {
+            key: o.key[folder.len() + 1..].to_owned(),
+            ..o
+        })
+        .collect())
 }
 
 /// Lists one billing period of a payer's export and checks it against its manifest.
@@ -79,7 +112,27 @@ pub async fn discover(
 ) -> Result<SourcePeriod, DiscoverError> {
     match layout {
         Layout::Cur2 => discover_cur2(export, period).await,
+        Layout::Legacy => discover_legacy(export, period).await,
+        Layout::Auto => match detect(export).await? {
+            Layout::Legacy => discover_legacy(export, period).await,
+            _ => discover_cur2(export, period).await,
+        },
     }
+}
+
+/// The layout an export root holds, from its top-level folders: CUR 2.0 has `data/` and
+/// `metadata/`; a legacy report has `cost_and_usage_data_status/` or `YYYYMMDD-YYYYMMDD/`
+/// manifest folders. A root with neither (nothing delivered yet) is read as CUR 2.0,
+/// which finds no data and says so.
+pub async fn detect(export: &Location) -> Result<Layout, DiscoverError> {
+    let folders = export.folders("").await?;
+    let cur2 = folders.iter().any(|f| f == "metadata");
+    let legacy = folders.iter().any(|f| legacy::is_legacy_folder(f));
+    Ok(if legacy && !cur2 {
+        Layout::Legacy
+    } else {
+        Layout::Cur2
+    })
 }
 
 async fn discover_cur2(
@@ -88,16 +141,7 @@ async fn discover_cur2(
 ) -> Result<SourcePeriod, DiscoverError> {
     let partition = format!("BILLING_PERIOD={period}");
     let folder = format!("data/{partition}");
-    let listed: Vec<ObjectInfo> = export
-        .list(&folder)
-        .await?
-        .into_iter()
-        .filter(|o| is_data_file(&o.key))
-        .map(|o| ObjectInfo {
-            key: o.key[folder.len() + 1..].to_owned(),
-            ..o
-        })
-        .collect();
+    let listed = data_files(export, &folder).await?;
     let metadata = format!("metadata/{partition}");
     let manifest_key = export
         .list(&metadata)
@@ -128,25 +172,44 @@ async fn discover_cur2(
             url: manifest_url.clone(),
             reason: e.to_string(),
         })?;
+    let (files, state) = against_manifest(listed, &manifest.data_files, &partition, manifest_url)?;
+    Ok(SourcePeriod {
+        period,
+        folder,
+        files,
+        delivery: manifest.execution_id,
+        state,
+    })
+}
+
+/// Checks a period's listing (keys relative to its folder) against the data files its
+/// manifest names (URLs or object keys with `partition/` in them): the delivery is the
+/// named files; any named file not listed means it is still being written.
+pub(super) fn against_manifest(
+    listed: Vec<ObjectInfo>,
+    named: &[String],
+    partition: &str,
+    manifest_url: String,
+) -> Result<(Vec<ObjectInfo>, DeliveryState), DiscoverError> {
     let marker = format!("{partition}/");
-    let mut named = Vec::with_capacity(manifest.data_files.len());
-    for data_file in &manifest.data_files {
+    let mut relative = Vec::with_capacity(named.len());
+    for data_file in named {
         let Some((_, rel)) = data_file.split_once(&marker) else {
             return Err(DiscoverError::Manifest {
                 url: manifest_url,
                 reason: format!("data file {data_file} is not under {partition}"),
             });
         };
-        named.push(rel.to_owned());
+        relative.push(rel.to_owned());
     }
-    let missing: Vec<String> = named
+    let missing: Vec<String> = relative
         .iter()
         .filter(|n| !listed.iter().any(|o| &o.key == *n))
         .cloned()
         .collect();
     let files: Vec<ObjectInfo> = listed
         .into_iter()
-        .filter(|o| named.contains(&o.key))
+        .filter(|o| relative.contains(&o.key))
         .collect();
     let state = if !missing.is_empty() {
         DeliveryState::Incomplete { missing }
@@ -155,13 +218,7 @@ async fn discover_cur2(
     } else {
         DeliveryState::Ready
     };
-    Ok(SourcePeriod {
-        period,
-        folder,
-        files,
-        delivery: manifest.execution_id,
-        state,
-    })
+    Ok((files, state))
 }
 
 #[cfg(test)]
@@ -226,6 +283,33 @@ mod tests {
             DeliveryState::Incomplete {
                 missing: vec!["b.parquet".into()]
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn auto_tells_the_layouts_apart() {
+        let (_d, loc) = export_with(
+            &["data/BILLING_PERIOD=2025-07/a.parquet"],
+            Some(r#"{"dataFiles":["s3://b/data/BILLING_PERIOD=2025-07/a.parquet"]}"#),
+        )
+        .await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        let got = discover(&loc, Layout::Auto, period()).await.unwrap();
+        assert_eq!(got.folder, "data/BILLING_PERIOD=2025-07");
+        let (_d, loc) = export_with(
+            &[
+                "legacy/year=2025/month=7/legacy-00001.snappy.parquet",
+                "20250701-20250801/legacy-Manifest.json",
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Legacy);
+        let (_d, loc) = export_with(&[], None).await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        assert_eq!(
+            discover(&loc, Layout::Auto, period()).await.unwrap().state,
+            DeliveryState::NoData
         );
     }
 

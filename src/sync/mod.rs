@@ -1,15 +1,17 @@
 //! Keeping the staging store an exact mirror of each payer's current CUR delivery.
 //!
 //! Four steps, each in its own module: [`discover`] lists a source period and reads its
-//! manifest, [`plan`] compares that with what is staged and with the ledger (a pure
-//! function), [`copy`] carries out a plan, and [`ledger`] remembers what was staged and
-//! verified. The order of the steps is the pipeline's business, not theirs. [`lease`]
-//! keeps two runs for one payer apart; [`progress`] shows copies as they go.
+//! manifest (the legacy CUR layout in `legacy`), [`plan`] compares that with what is staged
+//! and with the ledger (a pure function), [`copy`] carries out a plan, and [`ledger`]
+//! remembers what was staged and verified. The order of the steps is the pipeline's
+//! business, not theirs. [`lease`] keeps two runs for one payer apart; [`progress`] shows
+//! copies as they go.
 
 mod copy;
 mod discover;
 mod lease;
 mod ledger;
+mod legacy;
 mod plan;
 pub mod progress;
 

@@ -12,7 +12,8 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::functions_aggregate::expr_fn::sum;
-use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
+use datafusion::functions_nested::map::map;
+use datafusion::prelude::{SessionConfig, SessionContext, col, ident, lit};
 use datafusion::sql::parser::DFParser;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
@@ -354,6 +355,43 @@ async fn type_conflict(ctx: &SessionContext, staged: &StagedPeriod) -> Option<St
     None
 }
 
+/// The legacy CUR has one `resource_tags_user_<key>` column per tag instead of CUR 2.0's
+/// `resource_tags` map. When `cur_line_items` has such columns and no map, it is replaced
+/// by a view that adds the map (`user_<key>` → value), so the one analytics script reads
+/// both layouts. Column names come from the Parquet schema and are used as identifiers,
+/// never as SQL text.
+async fn expose_legacy_tags(ctx: &SessionContext) -> datafusion::error::Result<()> {
+    const PREFIX: &str = "resource_tags_";
+    let staged = ctx.table(CUR_TABLE).await?;
+    let names: Vec<String> = staged
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let tag_columns: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("resource_tags_user_"))
+        .collect();
+    if tag_columns.is_empty() || names.iter().any(|n| n == "resource_tags") {
+        return Ok(());
+    }
+    let keys = tag_columns
+        .iter()
+        .map(|n| lit(&n[PREFIX.len()..]))
+        .collect();
+    let values = tag_columns
+        .iter()
+        .map(|n| datafusion::prelude::cast(ident(n.as_str()), DataType::Utf8))
+        .collect();
+    let mut columns: Vec<_> = names.iter().map(|n| ident(n.as_str())).collect();
+    columns.push(map(keys, values).alias("resource_tags"));
+    let view = staged.select(columns)?.into_view();
+    ctx.deregister_table(CUR_TABLE)?;
+    ctx.register_table(CUR_TABLE, view)?;
+    Ok(())
+}
+
 /// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`.
 fn statement_name(sql: &str) -> String {
     sql.split_whitespace()
@@ -404,6 +442,14 @@ impl Warehouse for Embedded {
                 period: staged.period,
                 url,
                 source: reason.into(),
+            });
+        }
+        if let Err(e) = expose_legacy_tags(&ctx).await {
+            return Err(WarehouseError::Register {
+                payer: staged.payer.clone(),
+                period: staged.period,
+                url,
+                source: e.into(),
             });
         }
         Ok(EmbeddedTable {

@@ -66,6 +66,35 @@ async fn assert_matches_truth(ctx: &SessionContext, table: &str, arn: &str, numb
     );
 }
 
+/// Both final tables (`ri_wastage_hourly`, `sp_wastage_hourly`) against their ground truth
+/// (`truth_<table>`), registered in `ctx`.
+pub(crate) async fn assert_tables_match_truth(ctx: &SessionContext) {
+    assert_matches_truth(
+        ctx,
+        "ri_wastage_hourly",
+        "reservation_arn",
+        &[
+            "reserved_units",
+            "used_units",
+            "unused_units",
+            "unused_cost",
+        ],
+    )
+    .await;
+    assert_matches_truth(
+        ctx,
+        "sp_wastage_hourly",
+        "savings_plan_arn",
+        &[
+            "commitment",
+            "used_commitment",
+            "unused_commitment",
+            "unused_cost",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,30 +119,7 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     assert!(summary.contains("status: success"));
 
     let ctx = tables_and_truth(&data).await;
-    assert_matches_truth(
-        &ctx,
-        "ri_wastage_hourly",
-        "reservation_arn",
-        &[
-            "reserved_units",
-            "used_units",
-            "unused_units",
-            "unused_cost",
-        ],
-    )
-    .await;
-    assert_matches_truth(
-        &ctx,
-        "sp_wastage_hourly",
-        "savings_plan_arn",
-        &[
-            "commitment",
-            "used_commitment",
-            "unused_commitment",
-            "unused_cost",
-        ],
-    )
-    .await;
+    assert_tables_match_truth(&ctx).await;
 
     // Each attribution rule is exercised by the demo data.
     let kinds = query(

@@ -4,6 +4,7 @@
 mod bad_input;
 mod demo;
 mod fault_proxy;
+mod legacy;
 mod ops;
 mod payers;
 mod s3;

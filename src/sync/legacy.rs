@@ -1,0 +1,308 @@
+//! Discovery in the legacy Cost and Usage Report (Parquet) layout.
+//!
+//! AWS writes a legacy Parquet report (report versioning "overwrite", as the Athena
+//! integration requires) under the export root `<prefix>/<report>` as:
+//! - data: `<report>/year=YYYY/month=M/<report>-NNNNN.snappy.parquet`, rewritten whole on
+//!   every refresh;
+//! - a manifest per period: `YYYYMMDD-YYYYMMDD/<report>-Manifest.json` (first day of the
+//!   month to first day of the next), whose `reportKeys` name the data files of the current
+//!   delivery and whose `assemblyId` identifies it;
+//! - `cost_and_usage_data_status/cost_and_usage_data_status.parquet`, one `status` column
+//!   that says `UPDATING` while AWS rewrites the report and `READY` once it is done;
+//! - helpers for Athena and Redshift (`crawler-cfn.yml`, `*.sql`, `*.json`), never staged.
+//!
+//! A report still `UPDATING` is skipped this run: its files may be half replaced.
+
+use bytes::Bytes;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Deserialize;
+
+use super::discover::{
+    DeliveryState, DiscoverError, SourcePeriod, against_manifest, data_files, is_data_file,
+};
+use crate::storage::{Location, ObjectInfo};
+use crate::task::BillingPeriod;
+
+/// The folder holding the report-wide status file.
+pub(super) const STATUS_FOLDER: &str = "cost_and_usage_data_status";
+
+/// The parts of a legacy CUR manifest discovery needs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    #[serde(default)]
+    assembly_id: Option<String>,
+    #[serde(default)]
+    report_name: Option<String>,
+    report_keys: Vec<String>,
+}
+
+/// `YYYYMMDD-YYYYMMDD`: the folder of a period's manifest.
+pub(super) fn manifest_folder(period: BillingPeriod) -> String {
+    format!(
+        "{}-{}",
+        period.start().format("%Y%m%d"),
+        period.end().format("%Y%m%d")
+    )
+}
+
+/// True when `folder` (a top-level folder of an export root) belongs to a legacy report.
+pub(super) fn is_legacy_folder(folder: &str) -> bool {
+    let date_range = folder.len() == 17
+        && folder.as_bytes()[8] == b'-'
+        && folder
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit());
+    folder == STATUS_FOLDER || date_range
+}
+
+/// Lists one billing period of a legacy report and checks it against the report's status
+/// and the period's manifest.
+pub(super) async fn discover_legacy(
+    export: &Location,
+    period: BillingPeriod,
+) -> Result<SourcePeriod, DiscoverError> {
+    let updating = report_updating(export).await?;
+    let manifest = read_manifest(export, period).await?;
+    // AWS nests the data under a folder named after the report; without a manifest the
+    // root's own name (`<prefix>/<report>`) is the best guess.
+    let report = manifest
+        .as_ref()
+        .and_then(|(_, m)| m.report_name.clone())
+        .or_else(|| {
+            export
+                .url()
+                .as_str()
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let partition = format!("year={}/month={}", period.year(), period.month());
+    let folder = format!("{report}/{partition}");
+    let listed = data_files(export, &folder).await?;
+    let done = |files: Vec<ObjectInfo>, delivery: Option<String>, state: DeliveryState| {
+        let state = if updating {
+            DeliveryState::Updating {
+                status: export.url().join(STATUS_FOLDER).to_string(),
+            }
+        } else {
+            state
+        };
+        Ok(SourcePeriod {
+            period,
+            folder: folder.clone(),
+            files,
+            delivery,
+            state,
+        })
+    };
+    let Some((manifest_url, manifest)) = manifest else {
+        if listed.is_empty() {
+            return done(listed, None, DeliveryState::NoData);
+        }
+        tracing::warn!(source = %export.url(), %period, "no manifest: staging every data file in the period folder");
+        return done(listed, None, DeliveryState::Ready);
+    };
+    let (files, state) = against_manifest(listed, &manifest.report_keys, &partition, manifest_url)?;
+    done(files, manifest.assembly_id, state)
+}
+
+/// The period's manifest and its URL, if AWS has written one.
+async fn read_manifest(
+    export: &Location,
+    period: BillingPeriod,
+) -> Result<Option<(String, Manifest)>, DiscoverError> {
+    let folder = manifest_folder(period);
+    // Only the manifest directly in the folder: with "create new report versions" AWS also
+    // keeps older manifests in `<assemblyId>/` subfolders.
+    let key = export
+        .list(&folder)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with("-Manifest.json") && k.matches('/').count() == 1)
+        .max();
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let url = export.url().join(&key).to_string();
+    let bytes = export.read(&key).await?.unwrap_or_default();
+    let manifest = serde_json::from_slice(&bytes).map_err(|e| DiscoverError::Manifest {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((url, manifest)))
+}
+
+/// True when any status file of the report says `UPDATING`.
+async fn report_updating(export: &Location) -> Result<bool, DiscoverError> {
+    for file in export.list(STATUS_FOLDER).await? {
+        if !is_data_file(&file.key) {
+            continue;
+        }
+        let bytes = export.read(&file.key).await?.unwrap_or_default();
+        let statuses = statuses(bytes).map_err(|reason| DiscoverError::Status {
+            url: export.url().join(&file.key).to_string(),
+            reason,
+        })?;
+        if statuses.iter().any(|s| s.eq_ignore_ascii_case("UPDATING")) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The values of the `status` column of a status Parquet file.
+fn statuses(bytes: Bytes) -> Result<Vec<String>, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let column = batch
+            .column_by_name("status")
+            .ok_or_else(|| "it has no status column".to_owned())?;
+        let text = cast(column, &DataType::Utf8).map_err(|e| e.to_string())?;
+        out.extend(text.as_string::<i32>().iter().flatten().map(str::to_owned));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    use super::*;
+    use crate::storage::StoreUrl;
+
+    fn period() -> BillingPeriod {
+        BillingPeriod::new(2025, 7).unwrap()
+    }
+
+    fn status_file(status: &str) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "status",
+            DataType::Utf8,
+            true,
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(vec![status]))],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        out
+    }
+
+    async fn report(files: &[&str]) -> (tempfile::TempDir, Location) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cur").join("legacy-cur");
+        let loc = Location::open(&StoreUrl::parse(root.to_str().unwrap()).unwrap(), None).unwrap();
+        for f in files {
+            loc.write(f, b"PAR1".to_vec()).await.unwrap();
+        }
+        (dir, loc)
+    }
+
+    const MANIFEST: &str = "20250701-20250801/legacy-cur-Manifest.json";
+
+    #[test]
+    fn folder_names() {
+        assert_eq!(manifest_folder(period()), "20250701-20250801");
+        assert_eq!(
+            manifest_folder(BillingPeriod::new(2025, 12).unwrap()),
+            "20251201-20260101"
+        );
+        assert!(is_legacy_folder("20250701-20250801"));
+        assert!(is_legacy_folder(STATUS_FOLDER));
+        assert!(!is_legacy_folder("data"));
+        assert!(!is_legacy_folder("2025070-120250801"));
+    }
+
+    #[tokio::test]
+    async fn manifest_names_the_delivery_and_helpers_are_ignored() {
+        let (_d, loc) = report(&[
+            "legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet",
+            "legacy-cur/year=2025/month=7/legacy-cur-00002.snappy.parquet",
+            "legacy-cur/year=2025/month=7/aws-programmatic-access-test-object",
+            "legacy-cur/year=2025/month=12/legacy-cur-00001.snappy.parquet",
+            "crawler-cfn.yml",
+            "20250701-20250801/a1b2/legacy-cur-Manifest.json",
+        ])
+        .await;
+        loc.write(MANIFEST, br#"{"assemblyId":"a2","reportName":"legacy-cur","reportKeys":["cur/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]}"#.to_vec())
+            .await
+            .unwrap();
+        loc.write(
+            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
+            status_file("READY"),
+        )
+        .await
+        .unwrap();
+        let got = discover_legacy(&loc, period()).await.unwrap();
+        assert_eq!(got.state, DeliveryState::Ready);
+        assert_eq!(got.folder, "legacy-cur/year=2025/month=7");
+        assert_eq!(got.delivery.as_deref(), Some("a2"));
+        let keys: Vec<&str> = got.files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["legacy-cur-00001.snappy.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn updating_status_holds_the_period_back() {
+        let (_d, loc) =
+            report(&["legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]).await;
+        loc.write(
+            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
+            status_file("UPDATING"),
+        )
+        .await
+        .unwrap();
+        let got = discover_legacy(&loc, period()).await.unwrap();
+        assert!(
+            matches!(&got.state, DeliveryState::Updating { status } if status.ends_with("cost_and_usage_data_status")),
+            "{:?}",
+            got.state
+        );
+        loc.write(
+            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
+            b"not parquet".to_vec(),
+        )
+        .await
+        .unwrap();
+        let err = discover_legacy(&loc, period())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cost_and_usage_data_status.parquet"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_report_keys_mean_a_delivery_in_progress() {
+        let (_d, loc) =
+            report(&["legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]).await;
+        loc.write(MANIFEST, br#"{"reportName":"legacy-cur","reportKeys":["p/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet","p/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00002.snappy.parquet"]}"#.to_vec())
+            .await
+            .unwrap();
+        let got = discover_legacy(&loc, period()).await.unwrap();
+        assert_eq!(
+            got.state,
+            DeliveryState::Incomplete {
+                missing: vec!["legacy-cur-00002.snappy.parquet".into()]
+            }
+        );
+    }
+}
