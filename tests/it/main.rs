@@ -7,6 +7,7 @@ mod fault_proxy;
 mod legacy;
 mod ops;
 mod payers;
+mod progress;
 mod s3;
 mod s3_support;
 mod schema_drift;
