@@ -6,6 +6,8 @@
 //! lacks mean a delivery is being written (the period is skipped this run, the staged copy
 //! left as it was), and data files it does not name are not part of the delivery.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 
 use crate::payers::Layout;
@@ -139,11 +141,14 @@ async fn discover_cur2(
         };
         named.push(rel.to_owned());
     }
+    // Set look-ups: a delivery can name tens of thousands of files.
+    let listed_keys: HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
     let missing: Vec<String> = named
         .iter()
-        .filter(|n| !listed.iter().any(|o| &o.key == *n))
+        .filter(|n| !listed_keys.contains(n.as_str()))
         .cloned()
         .collect();
+    let named: HashSet<String> = named.into_iter().collect();
     let files: Vec<ObjectInfo> = listed
         .into_iter()
         .filter(|o| named.contains(&o.key))

@@ -9,4 +9,5 @@ mod payers;
 mod s3;
 mod s3_support;
 mod schema_drift;
+mod stage_only;
 mod support;
