@@ -106,6 +106,11 @@ pub struct RunArgs {
     /// Plan only: print what would be copied, deleted and analysed, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Stage only: mirror the sources into staging and leave the analytics for a later run
+    /// (e.g. when another warehouse reads staging). A period already staged is "Already
+    /// synchronized" whether or not it was analysed.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub stage_only: bool,
 }
 
 /// `generate` flags.

@@ -34,7 +34,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => {
-            let mode = if args.dry_run { Mode::Plan } else { Mode::Run };
+            let mode = match (args.dry_run, args.stage_only) {
+                (true, _) => Mode::Plan,
+                (false, true) => Mode::Stage,
+                (false, false) => Mode::Run,
+            };
             run_task(&runtime, cli.log_format, &args.task, mode)
         }
         Command::Plan(args) => run_task(&runtime, cli.log_format, &args, Mode::Plan),
@@ -102,7 +106,7 @@ fn run_task(
             )
         }
     };
-    let notification_lost = mode == Mode::Run
+    let notification_lost = mode != Mode::Plan
         && runtime
             .block_on(report::publish(&report, &settings))
             .notification

@@ -13,7 +13,7 @@ use crate::settings::{Settings, WarehouseSettings};
 use crate::storage::{Location, StorageError};
 use crate::sync::{self, DeliveryState, Lease, Ledger};
 use crate::task::{BillingPeriod, TaskInput};
-use crate::warehouse::{Embedded, Params, StagedPeriod, Warehouse};
+use crate::warehouse::{AnalyticsOutcome, Embedded, Params, StagedPeriod, Warehouse};
 
 /// A run could not start: its input or configuration is wrong. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum Mode {
     Run,
     /// Say what `Run` would do; change nothing.
     Plan,
+    /// Synchronize only; the analytics are left for a later `Run`.
+    Stage,
 }
 
 /// A payer ready to process: its configuration and opened source.
@@ -200,7 +202,7 @@ async fn sync_period<W: Warehouse>(
     let analytics_done = ledger
         .as_ref()
         .is_some_and(|l| l.analytics_succeeded_at.is_some());
-    if plan.is_empty() && analytics_done {
+    if plan.is_empty() && (analytics_done || mode == Mode::Stage) {
         tracing::info!(%payer, %period, "Already synchronized");
         return Ok(PeriodOutcome::AlreadySynchronized);
     }
@@ -259,6 +261,12 @@ async fn sync_period<W: Warehouse>(
             ledger
         }
     };
+    if mode == Mode::Stage {
+        return Ok(PeriodOutcome::Synchronized {
+            counts,
+            analytics: AnalyticsOutcome::default(),
+        });
+    }
     let table = warehouse
         .register_period(&StagedPeriod {
             payer: payer.clone(),

@@ -120,6 +120,9 @@ pub fn notification_body(report: &RunReport) -> Value {
                             "sp_unused_cost": t.sp_unused_cost,
                             "reconciliation_mismatches": t.mismatches.len(),
                         }),
+                        (None, None) if analytics.statements.is_empty() => {
+                            json!({"status": "not_run"})
+                        }
                         (None, None) => json!({"status": "succeeded"}),
                     };
                     json!({

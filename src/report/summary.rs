@@ -136,6 +136,9 @@ pub fn render_summary(report: &RunReport) -> String {
                             );
                         }
                     }
+                    (None, None) if analytics.statements.is_empty() => {
+                        line.push_str("; analytics not run (--stage-only)");
+                    }
                     (None, None) => {}
                 }
                 line

@@ -8,6 +8,8 @@
 //! legacy CUR layout follows the same rules with its own folders and status file (see
 //! [`super::legacy`]); `auto` tells the two apart by the export root's top-level folders.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 
 use super::legacy::{self, discover_legacy};
@@ -202,11 +204,14 @@ pub(super) fn against_manifest(
         };
         relative.push(rel.to_owned());
     }
+    // Set look-ups: a delivery can name tens of thousands of files.
+    let listed_keys: HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
     let missing: Vec<String> = relative
         .iter()
-        .filter(|n| !listed.iter().any(|o| &o.key == *n))
+        .filter(|n| !listed_keys.contains(n.as_str()))
         .cloned()
         .collect();
+    let relative: HashSet<String> = relative.into_iter().collect();
     let files: Vec<ObjectInfo> = listed
         .into_iter()
         .filter(|o| relative.contains(&o.key))

@@ -5,6 +5,8 @@
 //! files the source no longer has are deleted — a restatement renames every file, and a
 //! stale file left behind would be counted twice by the warehouse.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::storage::ObjectInfo;
 use crate::sync::Ledger;
 
@@ -36,7 +38,10 @@ impl Plan {
 /// Compares a source period with its staged copy. `source` and `staged` are keyed relative
 /// to their period folders.
 pub fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger>) -> Plan {
-    let staged_size = |key: &str| staged.iter().find(|s| s.key == key).map(|s| s.size);
+    // Keyed look-ups: a period can hold tens of thousands of files.
+    let staged_sizes: HashMap<&str, u64> =
+        staged.iter().map(|s| (s.key.as_str(), s.size)).collect();
+    let staged_size = |key: &str| staged_sizes.get(key).copied();
     let mut out = Plan::default();
     for file in source {
         let recorded = ledger.and_then(|l| l.files.get(&file.key));
@@ -49,9 +54,10 @@ pub fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger
             out.copies.push(file.clone());
         }
     }
+    let source_keys: HashSet<&str> = source.iter().map(|f| f.key.as_str()).collect();
     out.deletes = staged
         .iter()
-        .filter(|s| !source.iter().any(|f| f.key == s.key))
+        .filter(|s| !source_keys.contains(s.key.as_str()))
         .map(|s| s.key.clone())
         .collect();
     out

@@ -8,6 +8,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
@@ -424,8 +425,13 @@ impl Warehouse for Embedded {
         let ctx = SessionContext::new_with_config(config);
         let (store, _) = staged.location.store();
         ctx.register_object_store(&staged.location.url().store_root(), store);
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        // Each statement keeps a few line item types of the month: decode the filter
+        // columns first and the others (resource_tags above all) only for the rows that
+        // pass. Five times faster at 10 million rows (docs/benchmarks.md).
+        let mut parquet = TableParquetOptions::default();
+        parquet.global.pushdown_filters = true;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
+            .with_file_extension(".parquet");
         let url = staged.location.url().as_folder();
         if let Err(e) = ctx
             .register_listing_table(CUR_TABLE, &url, options, None, None)

@@ -11,4 +11,5 @@ mod progress;
 mod s3;
 mod s3_support;
 mod schema_drift;
+mod stage_only;
 mod support;

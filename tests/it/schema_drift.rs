@@ -6,42 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::support::{curflow, run};
+use crate::support::{curflow, one_payer_july, run};
 
 const PAYER: &str = "671238551718";
-
-/// A one-payer setup: a generated July, and settings pointing at it.
-fn setup(dir: &Path) -> String {
-    let source = dir.join("source");
-    let generate = [
-        "generate",
-        "--out",
-        source.to_str().unwrap(),
-        "--payer",
-        PAYER,
-        "--year",
-        "2025",
-        "--month",
-        "7",
-        "--rows",
-        "3000",
-        "--seed",
-        "7",
-    ];
-    assert_eq!(run(curflow(dir, &generate)).status.code(), Some(0));
-    let settings = dir.join("curflow.toml");
-    std::fs::write(
-        &settings,
-        format!(
-            "[local]\nstaging = \"{0}/staging\"\nwarehouse_dir = \"{0}/warehouse\"\nperiods = 1\n\
-             [[local.payers]]\npayer_id = \"{PAYER}\"\nsource = \"{1}\"\n",
-            dir.display(),
-            source.display()
-        ),
-    )
-    .unwrap();
-    settings.display().to_string()
-}
 
 /// Adds a file to July's delivery (data folder and manifest).
 fn add_to_delivery(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
@@ -87,7 +54,7 @@ fn waste_line(summary: &str) -> String {
 #[test]
 fn extra_and_missing_columns_are_unified_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = setup(dir.path());
+    let settings = one_payer_july(dir.path(), PAYER);
     let (code, before) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(0));
     // A later file with a new column and without most of the old ones: a Tax line.
@@ -126,7 +93,7 @@ fn extra_and_missing_columns_are_unified_by_name() {
 #[test]
 fn a_type_conflict_names_the_file_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = setup(dir.path());
+    let settings = one_payer_july(dir.path(), PAYER);
     add_to_delivery(
         dir.path(),
         "cur2-001-00002.snappy.parquet",

@@ -64,3 +64,37 @@ pub fn read_outside(table: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A one-payer setup in `dir`: a generated July (3,000 rows) under `source/`, and settings
+/// (returned: their path) with staging and warehouse under `dir`.
+pub fn one_payer_july(dir: &Path, payer: &str) -> String {
+    let source = dir.join("source");
+    let generate = [
+        "generate",
+        "--out",
+        source.to_str().unwrap(),
+        "--payer",
+        payer,
+        "--year",
+        "2025",
+        "--month",
+        "7",
+        "--rows",
+        "3000",
+        "--seed",
+        "7",
+    ];
+    assert_eq!(run(curflow(dir, &generate)).status.code(), Some(0));
+    let settings = dir.join("curflow.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[local]\nstaging = \"{0}/staging\"\nwarehouse_dir = \"{0}/warehouse\"\nperiods = 1\n\
+             [[local.payers]]\npayer_id = \"{payer}\"\nsource = \"{1}\"\n",
+            dir.display(),
+            source.display()
+        ),
+    )
+    .unwrap();
+    settings.display().to_string()
+}
