@@ -153,7 +153,7 @@ def report(contenders, objects, total_bytes, what):
     rows = []
     for c in contenders:
         wall = common.median_wall(c)
-        row = [c.name, f"{wall:.2f}", f"{objects / wall:,.0f}", f"{total_bytes / 1e6 / wall:,.0f}",
+        row = [c.name, f"{wall:.2f}", f"{objects / wall:,.0f}" if objects / wall >= 10 else f"{objects / wall:.2f}", f"{total_bytes / 1e6 / wall:,.0f}",
                f"{common.median_cpu(c):.2f}", f"{common.median_peak(c):.0f}"]
         if c is ours:
             row.append("1")
