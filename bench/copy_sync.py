@@ -134,9 +134,10 @@ source = "s3://{SRC}/{EXPORT}"
 
     aws_config = Path(workdir) / "aws-config"
     # The AWS CLI's S3 configuration: max_concurrent_requests (default 10) and
-    # max_queue_size; parts like curflow's (512 MiB threshold, 128 MiB parts).
+    # max_queue_size; parts like curflow's: objects over 512 MiB (the CLI's threshold is
+    # inclusive, hence one byte more) in parts of 128 MiB.
     aws_config.write_text("[default]\ns3 =\n  max_concurrent_requests = 64\n  max_queue_size = 10000\n"
-                          "  multipart_threshold = 512MB\n  multipart_chunksize = 128MB\n")
+                          f"  multipart_threshold = {512 * 2**20 + 1}\n  multipart_chunksize = 128MB\n")
 
     def aws(r):
         return ([str(common.VENV_BIN / "aws"), "--endpoint-url", endpoint, "--only-show-errors", "s3", "sync",
@@ -152,7 +153,7 @@ def report(contenders, objects, total_bytes, what):
     rows = []
     for c in contenders:
         wall = common.median_wall(c)
-        row = [c.name, f"{wall:.2f}", f"{objects / wall:,.0f}", f"{total_bytes / 1e6 / wall:,.0f}",
+        row = [c.name, f"{wall:.2f}", f"{objects / wall:,.0f}" if objects / wall >= 10 else f"{objects / wall:.2f}", f"{total_bytes / 1e6 / wall:,.0f}",
                f"{common.median_cpu(c):.2f}", f"{common.median_peak(c):.0f}"]
         if c is ours:
             row.append("1")
