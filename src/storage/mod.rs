@@ -240,6 +240,7 @@ impl Location {
         let sdk = access.sdk_config(&transfer.retry).await;
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
+                .http_client(s3::http_client(transfer.concurrency))
                 .force_path_style(sdk.endpoint_url().is_some())
                 .build(),
         );

@@ -8,9 +8,14 @@
 //! object) is accepted only if the source still carries the listed ETag.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Access, StorageError, Transfer};
@@ -21,6 +26,25 @@ pub const MIN_PART: u64 = 5 * 1024 * 1024;
 pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's limit on parts per upload.
 pub const MAX_PARTS: u64 = 10_000;
+
+/// The SDK's HTTPS client as the SDK builds it by default (rustls with aws-lc, proxy from
+/// the environment, the SDK's timeouts), but keeping up to `concurrency` idle connections
+/// per host: the copies of one run reuse as many connections as they run in parallel,
+/// like object_store's client on the other side (`ClientOptions::with_pool_max_idle_per_host`).
+pub(super) fn http_client(concurrency: usize) -> SharedHttpClient {
+    let idle = concurrency.max(1);
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .pool_max_idle_per_host(idle)
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
 
 /// One bucket reached through the SDK, with the principal that reaches it.
 #[derive(Debug, Clone)]
