@@ -8,10 +8,10 @@ use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::support::{curflow, run};
 
-const PAYER: &str = "671238551718";
+pub const PAYER: &str = "671238551718";
 
 /// A one-payer setup: a generated July, and settings pointing at it.
-fn setup(dir: &Path) -> String {
+pub fn setup(dir: &Path) -> String {
     let source = dir.join("source");
     let generate = [
         "generate",
@@ -62,7 +62,7 @@ fn add_to_delivery(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
-fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
+pub fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
     let out = run(curflow(
         dir,
         &[
