@@ -25,9 +25,12 @@ fn warehouse(settings: &Settings) -> Result<Embedded, StorageError> {
     }
 }
 
-/// One line per configured payer, saying where its configuration comes from.
+/// One line per configured payer, saying where its configuration comes from and when
+/// analytics last replaced one of its months (so a payer that silently stopped being
+/// processed stands out).
 pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
-    let from_table = warehouse(settings)?.payer_configs().await?;
+    let warehouse = warehouse(settings)?;
+    let from_table = warehouse.payer_configs().await?;
     let mut out = String::new();
     for (origin, configs) in [
         ("payer table", from_table.clone()),
@@ -36,9 +39,13 @@ pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
         for c in configs {
             let overridden =
                 origin == "settings file" && from_table.iter().any(|t| t.payer_id == c.payer_id);
+            let processed = match warehouse.last_processed(&c.payer_id).await? {
+                Some(at) => format!("last processed {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+                None => "never processed".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "{}  {:<8}  {}  ({origin}{})",
+                "{}  {:<8}  {}  ({origin}{})  {processed}",
                 c.payer_id,
                 if c.active { "active" } else { "inactive" },
                 c.source,

@@ -24,8 +24,9 @@ pub enum Layout {
     Auto,
 }
 
-/// One payer's source of CUR data.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One payer's source of CUR data. Its `Debug` prints `external_id` as `***`: the external
+/// id guards the payer's role against the confused-deputy problem and stays out of logs.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayerConfig {
     /// The payer (management) account id, 12 digits.
@@ -52,6 +53,20 @@ pub struct PayerConfig {
 
 fn active_by_default() -> bool {
     true
+}
+
+impl std::fmt::Debug for PayerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayerConfig")
+            .field("payer_id", &self.payer_id)
+            .field("source", &self.source)
+            .field("layout", &self.layout)
+            .field("region", &self.region)
+            .field("role_arn", &self.role_arn)
+            .field("external_id", &self.external_id.as_ref().map(|_| "***"))
+            .field("active", &self.active)
+            .finish()
+    }
 }
 
 impl PayerConfig {
@@ -114,6 +129,17 @@ mod tests {
             external_id: None,
             active,
         }
+    }
+
+    #[test]
+    fn debug_hides_the_external_id() {
+        let mut c = config("111111111111", true);
+        c.role_arn = Some("arn:aws:iam::111111111111:role/cur-reader".into());
+        c.external_id = Some("s3cr3t-ext-id".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-ext-id"), "{shown}");
+        assert!(shown.contains("external_id: Some(\"***\")"), "{shown}");
+        assert!(shown.contains("role/cur-reader") && shown.contains("111111111111"));
     }
 
     #[test]

@@ -59,12 +59,7 @@ pub async fn run(
     let mut inactive = Vec::new();
     for selection in selections {
         match selection {
-            Selection::Process(config) => {
-                let export =
-                    Location::connect(&config.source_url()?, &config.access(), &settings.transfer)
-                        .await?;
-                sources.push(Source { config, export });
-            }
+            Selection::Process(config) => sources.push(open_source(config, settings).await?),
             Selection::Inactive(id) => inactive.push(id),
         }
     }
@@ -132,6 +127,44 @@ async fn configured_payers<W: Warehouse>(warehouse: &W, settings: &Settings) -> 
         }
     }
     configured
+}
+
+/// Opens a payer's source. When the entry came from the payer table and its source cannot
+/// be reached, while the settings file has a different entry for the payer, the file's
+/// entry is used instead and the reason logged (DESIGN.md §3). Without such an entry the
+/// table's stands, and its periods fail with the store's error.
+async fn open_source(config: PayerConfig, settings: &Settings) -> Result<Source, SetupError> {
+    let connect = |c: &PayerConfig| {
+        let (url, access) = (c.source_url(), c.access());
+        async move { Location::connect(&url?, &access, &settings.transfer).await }
+    };
+    let fallback = settings
+        .payers
+        .iter()
+        .find(|f| f.payer_id == config.payer_id && **f != config);
+    let Some(fallback) = fallback else {
+        let export = connect(&config).await?;
+        return Ok(Source { config, export });
+    };
+    let unreachable = match connect(&config).await {
+        Ok(export) => match export.probe().await {
+            Ok(()) => return Ok(Source { config, export }),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    tracing::warn!(
+        payer = %config.payer_id,
+        table_source = %config.source,
+        file_source = %fallback.source,
+        reason = %error_chain(&unreachable),
+        "the payer table's source is not reachable; using the settings file's entry for this payer"
+    );
+    let export = connect(fallback).await?;
+    Ok(Source {
+        config: fallback.clone(),
+        export,
+    })
 }
 
 /// The error and its causes on one line.

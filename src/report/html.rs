@@ -6,8 +6,10 @@ use std::fmt::Write;
 
 use crate::warehouse::WasteBreakdown;
 
-/// How many applications get their own line in the hourly chart; the rest are summed.
+/// How many applications get their own colour in the daily chart; the rest are summed.
 const CHART_APPLICATIONS: usize = 6;
+/// The longest bar label, in characters: 12px text this long ends before the bars start.
+const LABEL_CHARS: usize = 46;
 /// Colours for the application lines and bars (colour-blind safe, Okabe–Ito).
 const PALETTE: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999",
@@ -34,20 +36,30 @@ fn money(amount: f64) -> String {
     super::summary::dollars(amount)
 }
 
-/// Hourly waste per application over the month, as SVG lines.
-fn hourly_chart(b: &WasteBreakdown) -> String {
-    let (width, height, left, bottom) = (960.0, 300.0, 60.0, 30.0);
-    let hours = b.hours.max(1) as f64;
+/// Waste per application and day over the month, as stacked SVG bars: a month of hourly
+/// lines is too dense to read, a day per bar shows when and for whom commitments idled.
+fn daily_chart(b: &WasteBreakdown) -> String {
+    let (width, height, left, bottom) = (960.0, 300.0, 70.0, 30.0);
     let series = b.hourly_by_application(CHART_APPLICATIONS);
-    let peak = series
+    let days = b.hours.div_ceil(24).max(1);
+    let daily: Vec<Vec<f64>> = series
         .iter()
-        .flat_map(|(_, values)| values.iter().copied())
+        .map(|(_, hourly)| {
+            let mut per_day = vec![0.0; days];
+            for (hour, value) in hourly.iter().enumerate() {
+                per_day[hour / 24] += value;
+            }
+            per_day
+        })
+        .collect();
+    let peak = (0..days)
+        .map(|d| daily.iter().map(|values| values[d]).sum::<f64>())
         .fold(0.0_f64, f64::max)
         .max(0.01);
-    let x = |h: usize| left + (width - left - 10.0) * h as f64 / hours;
+    let slot = (width - left - 10.0) / days as f64;
     let y = |v: f64| (height - bottom) - (height - bottom - 10.0) * v / peak;
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Hourly waste per application\">"
+        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Daily waste per application\">"
     );
     for step in 0..=4 {
         let value = peak * f64::from(step) / 4.0;
@@ -61,27 +73,37 @@ fn hourly_chart(b: &WasteBreakdown) -> String {
             y0 = y(value)
         );
     }
-    for day in (0..b.hours).step_by(24 * 7) {
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" class=\"axis\">day {}</text>",
-            x(day),
-            height - 8.0,
-            day / 24 + 1
-        );
-    }
-    for (i, (_, values)) in series.iter().enumerate() {
-        let points: Vec<String> = values
-            .iter()
-            .enumerate()
-            .map(|(h, v)| format!("{:.1},{:.1}", x(h), y(*v)))
-            .collect();
-        let _ = write!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.2\" points=\"{}\"/>",
-            PALETTE[i % PALETTE.len()],
-            points.join(" ")
-        );
+    for day in 0..days {
+        let x = left + slot * day as f64;
+        let mut base = 0.0;
+        for (i, values) in daily.iter().enumerate() {
+            let value = values[day];
+            if value <= 0.0 {
+                continue;
+            }
+            let _ = write!(
+                svg,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>day {}: {} {}</title></rect>",
+                x + slot * 0.1,
+                y(base + value),
+                slot * 0.8,
+                y(base) - y(base + value),
+                PALETTE[i % PALETTE.len()],
+                day + 1,
+                escape(&series[i].0),
+                money(value)
+            );
+            base += value;
+        }
+        if day == 0 || (day + 1) % 5 == 0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+                x + slot / 2.0,
+                height - 10.0,
+                day + 1
+            );
+        }
     }
     svg.push_str("</svg><p class=\"legend\">");
     for (i, (name, _)) in series.iter().enumerate() {
@@ -111,9 +133,10 @@ fn bars(rows: &[(String, f64)], colour: &str) -> String {
         let length = 560.0 * value / peak;
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{:.1}\" class=\"label\">{}</text><rect x=\"330\" y=\"{top:.1}\" width=\"{length:.1}\" height=\"{}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{}</text>",
+            "<text x=\"0\" y=\"{:.1}\" class=\"label\"><title>{}</title>{}</text><rect x=\"330\" y=\"{top:.1}\" width=\"{length:.1}\" height=\"{}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{}</text>",
             top + 16.0,
-            escape(&shorten(label, 52)),
+            escape(label),
+            escape(&shorten(label, LABEL_CHARS)),
             row_height - 8.0,
             336.0 + length,
             top + 16.0,
@@ -124,20 +147,19 @@ fn bars(rows: &[(String, f64)], colour: &str) -> String {
     svg
 }
 
+/// `text` cut to at most `max` characters by replacing its middle with `…`: an ARN's
+/// head (service, region, account) and tail (the commitment's id) both matter.
 fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let tail: String = text
-            .chars()
-            .rev()
-            .take(max - 1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("…{tail}")
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max {
+        return text.to_owned();
     }
+    let tail = (max - 1) / 2;
+    let head = max - 1 - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// Renders the report.
@@ -177,7 +199,7 @@ pub fn render_html(b: &WasteBreakdown) -> String {
          table{{border-collapse:collapse}}td,th{{padding:3px 12px;text-align:right;border-bottom:1px solid #eee}}\
          td:first-child,th:first-child{{text-align:left}}.total{{font-size:1.2em}}</style></head><body>\
          <h1>{title}</h1><p class=\"total\">Unused commitments cost <b>{}</b>: Reserved Instances {}, Savings Plans {}.</p>\
-         <h2>Hourly waste per application</h2>{}\
+         <h2>Daily waste per application</h2>{}\
          <h2>Top commitments by waste</h2>{}\
          <h2>Reserved Instances vs Savings Plans</h2>{}\
          <h2>Waste per application</h2><table><tr><th>application</th><th>RI</th><th>SP</th><th>total</th></tr>{table}</table>\
@@ -185,7 +207,7 @@ pub fn render_html(b: &WasteBreakdown) -> String {
         money(b.ri_unused_cost + b.sp_unused_cost),
         money(b.ri_unused_cost),
         money(b.sp_unused_cost),
-        hourly_chart(b),
+        daily_chart(b),
         bars(&commitments, PALETTE[0]),
         bars(&split, PALETTE[1]),
         env!("CARGO_PKG_VERSION"),
@@ -202,6 +224,11 @@ mod tests {
             escape("<script>'a'&\"b\""),
             "&lt;script&gt;&#39;a&#39;&amp;&quot;b&quot;"
         );
-        assert_eq!(shorten("abcdef", 4), "…def");
+        assert_eq!(shorten("abcdef", 6), "abcdef");
+        assert_eq!(shorten("abcdefgh", 5), "ab…gh");
+        let arn = "RI arn:aws:ec2:us-east-1:123456789012:reserved-instances/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        let short = shorten(arn, LABEL_CHARS);
+        assert_eq!(short.chars().count(), LABEL_CHARS);
+        assert!(short.starts_with("RI arn:aws:ec2:us-east") && short.ends_with("c3d2e1f0"));
     }
 }

@@ -383,6 +383,26 @@ impl Location {
         Ok(out)
     }
 
+    /// Checks that the location can be reached: one listing request (S3: the bucket exists
+    /// and the credentials may list it), or the directory exists (local). An empty folder
+    /// in a reachable store is fine.
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        if let Ok(dir) = self.url.0.to_file_path() {
+            return match dir.is_dir() {
+                true => Ok(()),
+                false => Err(StorageError::BadUrl {
+                    url: self.url.to_string(),
+                    reason: "no such directory".into(),
+                }),
+            };
+        }
+        self.store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map(drop)
+            .map_err(self.err("list", ""))
+    }
+
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn read(&self, rel: &str) -> Result<Option<bytes::Bytes>, StorageError> {
         match self.store.get(&self.path(rel)).await {

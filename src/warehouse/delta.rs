@@ -11,6 +11,7 @@ use std::sync::{Arc, Once};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::{Expr, col, lit};
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
@@ -70,10 +71,61 @@ pub async fn replace_partition(
     replace_where(dir, name, batch, partition, &PARTITION_COLUMNS).await
 }
 
+/// How many times a replace is attempted when other writers keep committing first in a way
+/// delta-rs does not reconcile by itself (two runs creating the same table, say).
+const COMMIT_ATTEMPTS: usize = 5;
+
 /// Replaces the rows matching `predicate` in table `name` (created, partitioned by
 /// `partition_columns`, if missing) with `batch`, in one commit. The predicate is an
 /// expression tree, not SQL text: values in it cannot alter it.
+///
+/// Commits are put-if-absent (`If-None-Match: *` on S3, the object store's default), so
+/// concurrent writers — runs for other payers — can never overwrite each other's commit;
+/// the loser of a race re-reads the table and commits again. Writers of disjoint
+/// partitions are reconciled by delta-rs itself; a lost race on table creation is retried
+/// here from a fresh snapshot.
 pub async fn replace_where(
+    dir: &Location,
+    name: &str,
+    batch: RecordBatch,
+    predicate: Expr,
+    partition_columns: &[&str],
+) -> Result<(), DeltaTableError> {
+    let mut attempt = 1;
+    loop {
+        match replace_once(
+            dir,
+            name,
+            batch.clone(),
+            predicate.clone(),
+            partition_columns,
+        )
+        .await
+        {
+            Err(e) if attempt < COMMIT_ATTEMPTS && lost_race(&e) => {
+                tracing::info!(table = name, attempt, error = %e, "another writer committed first; retrying");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether the error says another writer committed in between, so that committing again
+/// from a fresh snapshot may succeed.
+fn lost_race(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+            }
+    )
+}
+
+async fn replace_once(
     dir: &Location,
     name: &str,
     batch: RecordBatch,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use datafusion::catalog::TableProvider;
@@ -12,7 +12,7 @@ use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
-use datafusion::functions_aggregate::expr_fn::sum;
+use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::functions_nested::map::map;
 use datafusion::prelude::{SessionConfig, SessionContext, col, ident, lit};
 use datafusion::sql::parser::DFParser;
@@ -210,12 +210,14 @@ impl Embedded {
         Ok(out)
     }
 
-    /// Replaces the payer-period in final table `table` with the script's result.
+    /// Replaces the payer-period in final table `table` with the script's result, every
+    /// row stamped `processed_at`.
     async fn publish(
         &self,
         table: &'static str,
         batches: &[RecordBatch],
         staged: &StagedPeriod,
+        processed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<RecordBatch, WarehouseError> {
         let fail = |reason: String| WarehouseError::Publish {
             table,
@@ -224,7 +226,7 @@ impl Embedded {
             reason,
         };
         let schema = tables::schema(table).ok_or_else(|| fail("no such final table".into()))?;
-        let batch = conform(&schema, batches).map_err(|e| fail(e.to_string()))?;
+        let batch = conform(&schema, batches, processed_at).map_err(|e| fail(e.to_string()))?;
         delta::replace_partition(
             &self.dir,
             table,
@@ -239,8 +241,13 @@ impl Embedded {
 }
 
 /// Casts the script's result to the final table's exact columns (by name, in order), so
-/// every backend and every run writes the same schema.
-fn conform(schema: &SchemaRef, batches: &[RecordBatch]) -> datafusion::error::Result<RecordBatch> {
+/// every backend and every run writes the same schema. `processed_at` is one instant for
+/// the three tables of a payer-period: a reader can tell that they come from the same run.
+fn conform(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    processed_at: chrono::DateTime<chrono::Utc>,
+) -> datafusion::error::Result<RecordBatch> {
     let Some(first) = batches.first() else {
         return Ok(RecordBatch::new_empty(Arc::clone(schema)));
     };
@@ -249,6 +256,14 @@ fn conform(schema: &SchemaRef, batches: &[RecordBatch]) -> datafusion::error::Re
         .fields()
         .iter()
         .map(|field| {
+            if field.name() == "processed_at" {
+                let stamp = TimestampMicrosecondArray::from_value(
+                    processed_at.timestamp_micros(),
+                    all.num_rows(),
+                )
+                .with_timezone("UTC");
+                return Ok(Arc::new(stamp) as ArrayRef);
+            }
             let column = all.column_by_name(field.name()).ok_or_else(|| {
                 datafusion::error::DataFusionError::Plan(format!(
                     "the script produced no column {}",
@@ -279,6 +294,17 @@ fn text_and_cost(batches: &[RecordBatch]) -> Vec<(String, f64)> {
         }
     }
     out
+}
+
+/// The single UTC timestamp an aggregate such as `max(processed_at)` returned, if not null.
+fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
+    let micros = cast(batch.column(0), &DataType::Int64).ok()?;
+    let micros = micros.as_primitive_opt::<Int64Type>()?;
+    if micros.is_null(0) {
+        return None;
+    }
+    chrono::DateTime::from_timestamp_micros(micros.value(0))
 }
 
 fn float_sum(batch: &RecordBatch, column: &str) -> f64 {
@@ -417,6 +443,33 @@ impl Warehouse for Embedded {
             .collect()
     }
 
+    async fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
+        let ctx = SessionContext::new();
+        let mut newest = None;
+        for table in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+            let Some(provider) = self.final_table(table).await? else {
+                continue;
+            };
+            let batches = async {
+                ctx.read_table(provider)?
+                    .filter(col("payer_id").eq(lit(payer.as_str())))?
+                    .aggregate(vec![], vec![max(col("processed_at"))])?
+                    .collect()
+                    .await
+            }
+            .await
+            .map_err(|e| WarehouseError::Read {
+                table: table.to_owned(),
+                reason: e.to_string(),
+            })?;
+            newest = newest.max(newest_timestamp(&batches));
+        }
+        Ok(newest)
+    }
+
     async fn register_period(
         &self,
         staged: &StagedPeriod,
@@ -499,6 +552,10 @@ impl Warehouse for Embedded {
             }
         }
         let mut totals = WasteTotals::default();
+        // Three commits, one per table: a crash between them leaves the payer-period new in
+        // some tables and as before in the others, each holding it exactly once. The ledger
+        // marks analytics done only after all three, so the next run redoes the period.
+        let processed_at = chrono::Utc::now();
         for name in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
             let batches = match ctx.table(name).await {
                 Ok(df) => df.collect().await,
@@ -514,7 +571,9 @@ impl Warehouse for Embedded {
                     return Ok(outcome);
                 }
             };
-            let written = self.publish(name, &batches, &table.staged).await?;
+            let written = self
+                .publish(name, &batches, &table.staged, processed_at)
+                .await?;
             match name {
                 RI_WASTAGE => {
                     totals.ri_rows = written.num_rows();

@@ -223,6 +223,13 @@ pub trait Warehouse {
         &self,
     ) -> impl Future<Output = Result<Vec<PayerConfig>, WarehouseError>> + Send;
 
+    /// When analytics last replaced a period of `payer` in the final tables (the newest
+    /// `processed_at`), or `None` if they never have.
+    fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> impl Future<Output = Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError>> + Send;
+
     /// Creates an external table over every data file of `staged`, with the schema inferred
     /// from the files. Errors when the files cannot be read as one table.
     fn register_period(

@@ -121,6 +121,8 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     let ctx = tables_and_truth(&data).await;
     assert_tables_match_truth(&ctx).await;
 
+    assert_reservation_classes(&ctx, &data).await;
+
     // Each attribution rule is exercised by the demo data.
     let kinds = query(
         &ctx,
@@ -342,6 +344,80 @@ async fn tables_and_truth(data: &std::path::Path) -> SessionContext {
             .unwrap();
     }
     ctx
+}
+
+/// The rows matched to the ground truth above cover every kind of reservation: size-flexible
+/// and not (normalized units `"0"` or null), and terms that start or end inside the month;
+/// no reservation has a row outside its term.
+async fn assert_reservation_classes(ctx: &SessionContext, data: &std::path::Path) {
+    let staged: Vec<String> = walk(&data.join("staging"))
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet"))
+        .collect();
+    let cur = ctx
+        .read_parquet(staged, ParquetReadOptions::default())
+        .await
+        .unwrap();
+    ctx.register_table("staged_cur", cur.into_view()).unwrap();
+    let classes = query(
+        ctx,
+        "WITH fee AS (
+           SELECT DISTINCT reservation_reservation_a_r_n AS arn,
+                  CASE WHEN TRY_CAST(reservation_total_reserved_normalized_units AS DOUBLE) > 0 THEN 'flexible'
+                       WHEN reservation_total_reserved_normalized_units IS NULL THEN 'null'
+                       ELSE 'zero' END AS sizing,
+                  to_unixtime(reservation_start_time) AS term_start,
+                  to_unixtime(reservation_end_time) AS term_end,
+                  to_unixtime(bill_billing_period_start_date) AS period_start,
+                  to_unixtime(bill_billing_period_end_date) AS period_end
+           FROM staged_cur WHERE line_item_line_item_type = 'RIFee')
+         SELECT concat(f.sizing,
+                       CASE WHEN f.term_start > f.period_start THEN ' starts inside' ELSE '' END,
+                       CASE WHEN f.term_end < f.period_end THEN ' ends inside' ELSE '' END),
+                count(*),
+                sum(CASE WHEN to_unixtime(o.usage_hour) < f.term_start
+                           OR to_unixtime(o.usage_hour) >= f.term_end THEN 1 ELSE 0 END)
+         FROM ri_wastage_hourly o
+         JOIN fee f ON o.reservation_arn = f.arn
+          AND to_unixtime(o.usage_hour) >= f.period_start AND to_unixtime(o.usage_hour) < f.period_end
+         GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let mut seen = Vec::new();
+    for batch in &classes {
+        let names = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let names = names.as_string::<i32>();
+        let (rows, outside) = (
+            batch.column(1).as_primitive::<Int64Type>(),
+            batch.column(2).as_primitive::<Int64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            assert!(rows.value(i) > 0);
+            assert_eq!(
+                outside.value(i),
+                0,
+                "{}: rows outside the term",
+                names.value(i)
+            );
+            seen.push(names.value(i).to_owned());
+        }
+    }
+    for class in [
+        "flexible",
+        "flexible starts inside",
+        "flexible ends inside",
+        "zero",
+        "null",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == class),
+            "no {class} reservation in the matched rows: {seen:?}"
+        );
+    }
 }
 
 /// Row count and Σ unused_cost of both final tables.

@@ -16,6 +16,9 @@ use std::thread;
 /// Called with the request head (request line and headers) before it is forwarded.
 pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Called with each request head; `true` refuses the request (see [`Faults::refuse`]).
+pub type Refuse = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What the proxy does to requests.
 #[derive(Clone, Default)]
 pub struct Faults {
@@ -23,6 +26,9 @@ pub struct Faults {
     pub every: usize,
     /// Run before forwarding each request.
     pub hook: Option<Hook>,
+    /// Requests it returns `true` for never reach the server: they get 403 Access Denied.
+    /// The closure may also act (kill the client) to stage a crash at that very request.
+    pub refuse: Option<Refuse>,
 }
 
 /// A running proxy.
@@ -93,6 +99,19 @@ fn read_head(client: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     }
 }
 
+/// Answers with an S3 error document and closes the connection.
+fn s3_error(mut client: TcpStream, status: &str, code: &str, message: &str) {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let _ = write!(
+        client,
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.shutdown(Shutdown::Both);
+}
+
 fn serve(
     mut client: TcpStream,
     upstream: SocketAddr,
@@ -112,6 +131,16 @@ fn serve(
             *counts.entry("COPY".into()).or_default() += 1;
         }
     }
+    if faults.refuse.as_ref().is_some_and(|refuse| refuse(&head)) {
+        injected.fetch_add(1, Ordering::SeqCst);
+        s3_error(
+            client,
+            "403 Forbidden",
+            "AccessDenied",
+            "Refused by the test proxy.",
+        );
+        return;
+    }
     let fault = if faults.every > 0 && n.is_multiple_of(faults.every) {
         injected.fetch_add(1, Ordering::SeqCst);
         Some((n / faults.every) % 3)
@@ -120,13 +149,12 @@ fn serve(
     };
     match fault {
         Some(0) => {
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-            let _ = write!(
+            s3_error(
                 client,
-                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+                "503 Slow Down",
+                "SlowDown",
+                "Please reduce your request rate.",
             );
-            let _ = client.shutdown(Shutdown::Both);
             return;
         }
         Some(1) => {

@@ -1,7 +1,9 @@
 //! Integration tests: the `curflow` binary run as a user runs it, on data the generator
 //! makes in temporary folders. One test binary (see INFRA.md: each binary links DataFusion).
 
+mod attribution;
 mod bad_input;
+mod delta_s3;
 mod demo;
 mod fault_proxy;
 mod legacy;

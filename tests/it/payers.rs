@@ -1,11 +1,19 @@
 //! The payer table: payers added with `curflow payers` are run without a settings entry.
 
-use crate::support::{curflow, run};
+use curflow::task::PayerId;
+use curflow::warehouse::Warehouse;
+
+use crate::s3::ri_waste;
+use crate::s3_support::{
+    bucket, client, curflow_s3, endpoint, generate, settings, source_period, staged_period,
+    task_args,
+};
+use crate::support::{curflow, final_tables, run};
 
 const PAYER: &str = "385920174463";
 
-#[test]
-fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
+#[tokio::test(flavor = "multi_thread")]
+async fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
     let generate = [
@@ -62,16 +70,48 @@ fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
         source.to_str().unwrap(),
     ];
     assert_eq!(run(curflow(dir.path(), &add)).status.code(), Some(0));
-    let listed = run(curflow(dir.path(), &["payers", "--config", config, "list"]));
-    let listed = String::from_utf8_lossy(&listed.stdout);
+    let list = || {
+        let listed = run(curflow(dir.path(), &["payers", "--config", config, "list"]));
+        assert_eq!(listed.status.code(), Some(0));
+        String::from_utf8_lossy(&listed.stdout).into_owned()
+    };
+    let listed = list();
     assert!(
-        listed.contains(PAYER) && listed.contains("payer table"),
+        listed.contains(PAYER)
+            && listed.contains("payer table")
+            && listed.contains("never processed"),
         "{listed}"
     );
+    let warehouse = final_tables(&dir.path().join("warehouse"));
+    let payer = PayerId::parse(PAYER).unwrap();
+    assert_eq!(warehouse.last_processed(&payer).await.unwrap(), None);
 
+    let before = chrono::Utc::now();
     let ran = run(curflow(dir.path(), &task));
+    let after = chrono::Utc::now();
     assert_eq!(ran.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&ran.stdout).contains("RI waste $"));
+
+    // The final tables say when the payer was last analysed; the listing shows it.
+    let processed = warehouse
+        .last_processed(&payer)
+        .await
+        .unwrap()
+        .expect("processed once");
+    assert!(
+        before <= processed && processed <= after,
+        "{processed} not within the run ({before} .. {after})"
+    );
+    let other = PayerId::parse("111111111111").unwrap();
+    assert_eq!(warehouse.last_processed(&other).await.unwrap(), None);
+    let listed = list();
+    assert!(
+        listed.contains(&format!(
+            "last processed {}",
+            processed.format("%Y-%m-%d %H:%M:%S UTC")
+        )),
+        "{listed}"
+    );
 
     let remove = ["payers", "--config", config, "remove", "--payer", PAYER];
     assert_eq!(run(curflow(dir.path(), &remove)).status.code(), Some(0));
@@ -79,5 +119,85 @@ fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
         run(curflow(dir.path(), &task)).status.code(),
         Some(2),
         "removed again"
+    );
+}
+
+/// DESIGN.md §3: a payer table entry whose source cannot be reached gives way to the
+/// settings file's entry for that payer (logged with the reason), and a payer table that
+/// cannot be read at all gives way to the settings file as a whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_table_entries_fall_back_to_the_settings_file() {
+    let ep = endpoint();
+    let c = client(&ep);
+    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = settings(dir.path(), &staging, &source, PAYER, "periods = 1", "");
+    let generated = generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+
+    // The payer table sends the payer to a bucket that does not exist.
+    let gone = format!("s3://{source}-gone/cur2");
+    let add = [
+        "payers", "--config", &config, "--env", "dev", "add", "--payer", PAYER, "--source", &gone,
+    ];
+    assert_eq!(
+        run(curflow_s3(dir.path(), &ep, &add)).status.code(),
+        Some(0)
+    );
+    let task = task_args("run", &config, PAYER, "2025", "7");
+    let out = run(curflow_s3(dir.path(), &ep, &task));
+    assert_eq!(out.status.code(), Some(0));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains("not reachable") && stderr.contains(&format!("{source}-gone")),
+        "the fallback and its reason are logged: {stderr}"
+    );
+    assert_eq!(
+        staged_period(&c, &staging, PAYER, (2025, 7)).await,
+        source_period(&c, &source, "2025-07").await,
+        "staged from the settings file's source"
+    );
+    let waste = ri_waste(&stdout);
+    assert!(
+        (waste - generated.ri_unused_cost).abs() < 0.01,
+        "{waste} vs {}",
+        generated.ri_unused_cost
+    );
+
+    // Without a settings-file entry to fall back on, the table's entry stands and the
+    // payer-period fails naming the missing bucket.
+    let alone = dir.path().join("alone.toml");
+    std::fs::write(
+        &alone,
+        format!(
+            "[dev]\nstaging = \"s3://{staging}/staging\"\nwarehouse_dir = \"{}\"\nperiods = 1\n",
+            dir.path().join("warehouse").display()
+        ),
+    )
+    .unwrap();
+    let alone_task = task_args("run", alone.to_str().unwrap(), PAYER, "2025", "7");
+    let out = run(curflow_s3(dir.path(), &ep, &alone_task));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{source}-gone")),
+        "the failure names the unreachable source"
+    );
+
+    // A payer table that cannot be read: the settings file's payers are used.
+    let log = dir
+        .path()
+        .join("warehouse/payer_config/_delta_log/00000000000000000000.json");
+    std::fs::write(&log, "not a delta log").unwrap();
+    let out = run(curflow_s3(dir.path(), &ep, &task));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("payer table unreadable"),
+        "logged"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Already synchronized"),
+        "the file's entry, already staged and analysed"
     );
 }

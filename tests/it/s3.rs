@@ -39,7 +39,7 @@ async fn assert_mirrored(
 }
 
 /// "RI waste $1,234.56" in a run summary → 1234.56.
-fn ri_waste(summary: &str) -> f64 {
+pub fn ri_waste(summary: &str) -> f64 {
     let at = summary.find("RI waste $").expect("summary shows RI waste") + "RI waste $".len();
     let number: String = summary[at..]
         .chars()
@@ -219,6 +219,7 @@ async fn s3_source_rewritten_between_listing_and_copy() {
         Faults {
             every: 0,
             hook: Some(hook),
+            refuse: None,
         },
     );
     let run_args = task_args("run", &config, PAYER, "2025", "7");
@@ -269,6 +270,7 @@ async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
         Faults {
             every: 4,
             hook: None,
+            refuse: None,
         },
     );
     let run_args = task_args("run", &config, PAYER, "2025", "7");

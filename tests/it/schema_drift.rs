@@ -8,7 +8,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::support::{curflow, one_payer_july, run};
 
-const PAYER: &str = "671238551718";
+pub const PAYER: &str = "671238551718";
 
 /// Adds a file to July's delivery (data folder and manifest).
 fn add_to_delivery(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
@@ -29,7 +29,7 @@ fn add_to_delivery(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
-fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
+pub fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
     let out = run(curflow(
         dir,
         &[

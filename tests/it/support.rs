@@ -48,13 +48,22 @@ pub fn final_tables(dir: &Path) -> curflow::warehouse::Embedded {
 /// Reads a Delta table with delta-rs from Python (`TEST_PYTHON`, set by scripts/test) and
 /// returns "<rows> <sum of unused_cost, 2 decimals>".
 pub fn read_outside(table: &Path) -> String {
-    let python = std::env::var("TEST_PYTHON")
-        .expect("TEST_PYTHON is not set: run the tests with scripts/test, which installs the deltalake reader");
     let script = "import sys, deltalake, pyarrow.compute as pc\n\
                   t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
                   print(t.num_rows, f\"{pc.sum(t['unused_cost']).as_py():.2f}\")";
+    python(script, &[table.to_str().expect("utf-8 path")], &[])
+}
+
+/// Runs a Python script with delta-rs installed (`TEST_PYTHON`, set by scripts/test) with
+/// `args` and extra environment `env`; its trimmed stdout.
+pub fn python(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let python = std::env::var("TEST_PYTHON")
+        .expect("TEST_PYTHON is not set: run the tests with scripts/test, which installs the deltalake reader");
     let out = Command::new(&python)
-        .args(["-c", script, table.to_str().expect("utf-8 path")])
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e}"));
     assert!(
