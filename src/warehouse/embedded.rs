@@ -17,10 +17,11 @@ use datafusion::sql::parser::DFParser;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use super::tables::{self, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
+use super::tables::{self, RECONCILE_TOLERANCE, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
 use super::{
     AnalyticsOutcome, ApplicationWaste, CommitmentWaste, Mismatch, Params, StagedPeriod,
     StatementOutcome, Warehouse, WarehouseError, WasteBreakdown, WasteTotals, render,
+    statement_name,
 };
 use super::{delta, payer_table};
 use crate::payers::PayerConfig;
@@ -32,8 +33,6 @@ const SCRIPT_NAME: &str = "sql/datafusion/analytics_wastage_queries.sql";
 const SCRIPT: &str = include_str!("../../sql/datafusion/analytics_wastage_queries.sql");
 /// The table name the script reads the staged CUR from.
 const CUR_TABLE: &str = "cur_line_items";
-/// A commitment reconciles when its hourly rows add up to its fee lines within half a cent.
-const RECONCILE_TOLERANCE: f64 = 0.005;
 
 /// DataFusion over the staging store; final Delta tables under `dir`.
 #[derive(Debug, Clone)]
@@ -354,15 +353,6 @@ async fn type_conflict(ctx: &SessionContext, staged: &StagedPeriod) -> Option<St
     None
 }
 
-/// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`.
-fn statement_name(sql: &str) -> String {
-    sql.split_whitespace()
-        .take_while(|w| !w.eq_ignore_ascii_case("AS"))
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl Warehouse for Embedded {
     type Table = EmbeddedTable;
 
@@ -376,6 +366,46 @@ impl Warehouse for Embedded {
                 })
             })
             .collect()
+    }
+
+    async fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
+        let mut newest = None;
+        for table in [RI_WASTAGE, SP_WASTAGE] {
+            let Some(provider) = self.final_table(table).await? else {
+                continue;
+            };
+            let failed = |e: datafusion::error::DataFusionError| WarehouseError::Read {
+                table: table.to_owned(),
+                reason: e.to_string(),
+            };
+            let batches = SessionContext::new()
+                .read_table(provider)
+                .and_then(|df| df.filter(col("payer_id").eq(lit(payer.as_str()))))
+                .and_then(|df| {
+                    df.aggregate(
+                        vec![],
+                        vec![datafusion::functions_aggregate::expr_fn::max(col(
+                            "processed_at",
+                        ))],
+                    )
+                })
+                .map_err(failed)?
+                .collect()
+                .await
+                .map_err(failed)?;
+            for batch in &batches {
+                let micros =
+                    cast(batch.column(0), &DataType::Int64).map_err(|e| failed(e.into()))?;
+                let micros = micros.as_primitive::<Int64Type>();
+                if let Some(value) = micros.iter().flatten().next() {
+                    newest = newest.max(chrono::DateTime::from_timestamp_micros(value));
+                }
+            }
+        }
+        Ok(newest)
     }
 
     async fn register_period(

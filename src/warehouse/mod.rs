@@ -9,6 +9,7 @@ mod delta;
 mod embedded;
 mod payer_table;
 mod render;
+pub mod snowflake;
 pub mod tables;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::future::Future;
 pub use embedded::Embedded;
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError, render};
+pub use snowflake::Snowflake;
 
 use crate::payers::PayerConfig;
 use crate::storage::{Location, StorageError};
@@ -67,6 +69,13 @@ pub enum WarehouseError {
     /// The warehouse store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The warehouse's credentials cannot be read or were refused: nothing works until
+    /// they are fixed.
+    #[error("{0}")]
+    Credentials(String),
+    /// A request to the warehouse failed (unreachable, throttled, an unexpected answer).
+    #[error("{0}")]
+    Request(String),
 }
 
 /// A payer-period as staged, ready to become an external table.
@@ -211,6 +220,16 @@ impl WasteBreakdown {
     }
 }
 
+/// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`: a statement's short name
+/// in outcomes and logs.
+pub(crate) fn statement_name(sql: &str) -> String {
+    sql.split_whitespace()
+        .take_while(|w| !w.eq_ignore_ascii_case("AS"))
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A query engine that can analyse staged CUR and hold the final tables.
 pub trait Warehouse {
     /// An external table over one staged payer-period.
@@ -222,6 +241,13 @@ pub trait Warehouse {
     fn payer_configs(
         &self,
     ) -> impl Future<Output = Result<Vec<PayerConfig>, WarehouseError>> + Send;
+
+    /// When analytics last replaced a period of `payer` in the final tables (the newest
+    /// `processed_at`), or `None` if they never have.
+    fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> impl Future<Output = Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError>> + Send;
 
     /// Creates an external table over every data file of `staged`, with the schema inferred
     /// from the files. Errors when the files cannot be read as one table.

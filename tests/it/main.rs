@@ -9,4 +9,6 @@ mod payers;
 mod s3;
 mod s3_support;
 mod schema_drift;
+mod snowflake;
+mod snowflake_fake;
 mod support;
