@@ -17,11 +17,17 @@ pub enum RegistryError {
     /// The payer table cannot be read or written, or the entry is invalid.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    /// The profile's warehouse keeps its payer table elsewhere.
+    #[error(
+        "`curflow payers` manages the embedded warehouse's payer table; with warehouse = \"snowflake\" edit the table named by snowflake.payer_table in Snowflake"
+    )]
+    Snowflake,
 }
 
-fn warehouse(settings: &Settings) -> Result<Embedded, StorageError> {
+fn warehouse(settings: &Settings) -> Result<Embedded, RegistryError> {
     match &settings.warehouse {
         WarehouseSettings::Embedded { dir } => Ok(Embedded::new(Location::open(dir, None)?)),
+        WarehouseSettings::Snowflake(_) => Err(RegistryError::Snowflake),
     }
 }
 

@@ -13,7 +13,9 @@ use crate::settings::{Settings, WarehouseSettings};
 use crate::storage::{Location, StorageError};
 use crate::sync::{self, DeliveryState, Lease, Ledger};
 use crate::task::{BillingPeriod, TaskInput};
-use crate::warehouse::{AnalyticsOutcome, Embedded, Params, StagedPeriod, Warehouse};
+use crate::warehouse::{
+    AnalyticsOutcome, Embedded, Params, Snowflake, StagedPeriod, Warehouse, WarehouseError,
+};
 
 /// A run could not start: its input or configuration is wrong. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,9 @@ pub enum SetupError {
     /// A configured URL cannot be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The warehouse cannot be opened or refused the credentials.
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
 }
 
 /// Whether to change anything.
@@ -49,11 +54,27 @@ pub async fn run(
     settings: &Settings,
     mode: Mode,
 ) -> Result<RunReport, SetupError> {
+    match &settings.warehouse {
+        WarehouseSettings::Embedded { dir } => {
+            let warehouse = Embedded::new(Location::open(dir, None)?);
+            run_with(&warehouse, task, settings, mode).await
+        }
+        WarehouseSettings::Snowflake(snowflake) => {
+            let warehouse = Snowflake::connect(snowflake).await?;
+            run_with(&warehouse, task, settings, mode).await
+        }
+    }
+}
+
+/// [`run`] with its warehouse opened.
+async fn run_with<W: Warehouse>(
+    warehouse: &W,
+    task: &TaskInput,
+    settings: &Settings,
+    mode: Mode,
+) -> Result<RunReport, SetupError> {
     let started_at = Utc::now();
-    let warehouse = match &settings.warehouse {
-        WarehouseSettings::Embedded { dir } => Embedded::new(Location::open(dir, None)?),
-    };
-    let configured = configured_payers(&warehouse, settings).await;
+    let configured = configured_payers(warehouse, settings).await?;
     let selections = payers::select(&task.payers, &configured)?;
     let mut sources = Vec::new();
     let mut inactive = Vec::new();
@@ -76,7 +97,7 @@ pub async fn run(
             let payer = source.config.payer_id.clone();
             let started = std::time::Instant::now();
             let outcome = sync_period(
-                source, period, &staging, &warehouse, settings, mode, &mut lease,
+                source, period, &staging, warehouse, settings, mode, &mut lease,
             )
             .await
             .unwrap_or_else(|error| {
@@ -112,10 +133,15 @@ pub async fn run(
 
 /// The payer configurations in force: the warehouse's payer table, then the settings
 /// file for payers the table lacks. An unreadable table is logged and the file used alone,
-/// as the seed fell back to its built-in configuration when Snowflake was unreachable.
-async fn configured_payers<W: Warehouse>(warehouse: &W, settings: &Settings) -> Vec<PayerConfig> {
+/// as the seed fell back to its built-in configuration when Snowflake was unreachable;
+/// refused credentials stop the run before anything is touched, as nothing could succeed.
+async fn configured_payers<W: Warehouse>(
+    warehouse: &W,
+    settings: &Settings,
+) -> Result<Vec<PayerConfig>, SetupError> {
     let mut configured = match warehouse.payer_configs().await {
         Ok(from_table) => from_table,
+        Err(error @ WarehouseError::Credentials(_)) => return Err(error.into()),
         Err(error) => {
             tracing::warn!(error = %error, "payer table unreadable; using the settings file's payers");
             Vec::new()
@@ -126,7 +152,7 @@ async fn configured_payers<W: Warehouse>(warehouse: &W, settings: &Settings) -> 
             configured.push(from_file.clone());
         }
     }
-    configured
+    Ok(configured)
 }
 
 /// Opens a payer's source. When the entry came from the payer table and its source cannot

@@ -86,6 +86,8 @@ pub enum WarehouseSettings {
         /// Where the final tables live.
         dir: StoreUrl,
     },
+    /// Snowflake over the SQL API; final tables in its database and schema.
+    Snowflake(Box<crate::warehouse::snowflake::SnowflakeSettings>),
 }
 
 /// Where run metrics go.
@@ -192,8 +194,11 @@ struct Profile {
     /// URL or directory of the staging store. Required except in `local`
     /// (default `./curflow-data/staging`).
     staging: Option<String>,
-    /// `embedded` (the only backend in this build). Default: `embedded`.
+    /// `embedded` or `snowflake` (then `[<env>.snowflake]` and an `s3://` staging are
+    /// required). Default: `embedded`.
     warehouse: Option<WarehouseKind>,
+    /// `[<env>.snowflake]`: account, objects and credentials (see docs/snowflake.md).
+    snowflake: Option<crate::warehouse::snowflake::SnowflakeProfile>,
     /// URL or directory of the embedded warehouse's final tables. Required except in
     /// `local` (default `./curflow-data/warehouse`).
     warehouse_dir: Option<String>,
@@ -279,6 +284,7 @@ struct NotifyProfile {
 #[serde(rename_all = "lowercase")]
 enum WarehouseKind {
     Embedded,
+    Snowflake,
 }
 
 fn default_concurrency() -> u64 {
@@ -549,6 +555,21 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
                 default_local_warehouse_dir,
             )?,
         },
+        WarehouseKind::Snowflake => {
+            if !staging.as_str().starts_with("s3://") {
+                return Err(invalid(
+                    "staging",
+                    &format!("\"{}\"", staging.as_str()),
+                    "must be an s3:// URL when warehouse = \"snowflake\": Snowflake reads the staged files through an external stage",
+                ));
+            }
+            let snowflake = p
+                .snowflake
+                .unwrap_or_default()
+                .resolve()
+                .map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
+            WarehouseSettings::Snowflake(Box::new(snowflake))
+        }
     };
     let concurrency = p.concurrency.unwrap_or_else(default_concurrency);
     if !(1..=1024).contains(&concurrency) {

@@ -29,6 +29,11 @@ pub enum ReportError {
         /// The billing period.
         period: BillingPeriod,
     },
+    /// The profile's final tables are in Snowflake.
+    #[error(
+        "`curflow report` reads the embedded warehouse; with warehouse = \"snowflake\" query ri_wastage_hourly and sp_wastage_hourly in Snowflake"
+    )]
+    Snowflake,
     /// The HTML file cannot be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -54,6 +59,7 @@ pub async fn run(
 ) -> Result<String, ReportError> {
     let warehouse = match &settings.warehouse {
         WarehouseSettings::Embedded { dir } => Embedded::new(Location::open(dir, None)?),
+        WarehouseSettings::Snowflake(_) => return Err(ReportError::Snowflake),
     };
     let breakdown = warehouse.breakdown(payer, period).await?;
     if breakdown.top_commitments.is_empty() {

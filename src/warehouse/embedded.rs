@@ -19,10 +19,11 @@ use datafusion::sql::parser::DFParser;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use super::tables::{self, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
+use super::tables::{self, RECONCILE_TOLERANCE, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
 use super::{
     AnalyticsOutcome, ApplicationWaste, CommitmentWaste, Mismatch, Params, StagedPeriod,
     StatementOutcome, Warehouse, WarehouseError, WasteBreakdown, WasteTotals, render,
+    statement_name,
 };
 use super::{delta, payer_table};
 use crate::payers::PayerConfig;
@@ -34,8 +35,6 @@ const SCRIPT_NAME: &str = "sql/datafusion/analytics_wastage_queries.sql";
 const SCRIPT: &str = include_str!("../../sql/datafusion/analytics_wastage_queries.sql");
 /// The table name the script reads the staged CUR from.
 const CUR_TABLE: &str = "cur_line_items";
-/// A commitment reconciles when its hourly rows add up to its fee lines within half a cent.
-const RECONCILE_TOLERANCE: f64 = 0.005;
 
 /// DataFusion over the staging store; final Delta tables under `dir`.
 #[derive(Debug, Clone)]
@@ -417,15 +416,6 @@ async fn expose_legacy_tags(ctx: &SessionContext) -> datafusion::error::Result<(
     ctx.deregister_table(CUR_TABLE)?;
     ctx.register_table(CUR_TABLE, view)?;
     Ok(())
-}
-
-/// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`.
-fn statement_name(sql: &str) -> String {
-    sql.split_whitespace()
-        .take_while(|w| !w.eq_ignore_ascii_case("AS"))
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl Warehouse for Embedded {

@@ -9,6 +9,7 @@ mod delta;
 mod embedded;
 mod payer_table;
 mod render;
+pub mod snowflake;
 pub mod tables;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::future::Future;
 pub use embedded::Embedded;
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError, render};
+pub use snowflake::Snowflake;
 
 use crate::payers::PayerConfig;
 use crate::storage::{Location, StorageError};
@@ -67,6 +69,13 @@ pub enum WarehouseError {
     /// The warehouse store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The warehouse's credentials cannot be read or were refused: nothing works until
+    /// they are fixed.
+    #[error("{0}")]
+    Credentials(String),
+    /// A request to the warehouse failed (unreachable, throttled, an unexpected answer).
+    #[error("{0}")]
+    Request(String),
 }
 
 /// A payer-period as staged, ready to become an external table.
@@ -209,6 +218,16 @@ impl WasteBreakdown {
         }
         series
     }
+}
+
+/// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`: a statement's short name
+/// in outcomes and logs.
+pub(crate) fn statement_name(sql: &str) -> String {
+    sql.split_whitespace()
+        .take_while(|w| !w.eq_ignore_ascii_case("AS"))
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A query engine that can analyse staged CUR and hold the final tables.

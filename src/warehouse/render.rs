@@ -31,7 +31,7 @@ pub struct RenderError {
 
 /// A single-quoted SQL string literal. Callers pass validated values; quotes are doubled
 /// regardless, so the literal can never end early.
-fn literal(s: &str) -> String {
+pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

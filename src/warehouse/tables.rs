@@ -12,6 +12,9 @@ pub const SP_WASTAGE: &str = "sp_wastage_hourly";
 /// Per commitment: what the fee lines report against what the hourly rows add up to.
 pub const RECONCILIATION: &str = "commitment_reconciliation";
 
+/// A commitment reconciles when its hourly rows add up to its fee lines within half a cent.
+pub const RECONCILE_TOLERANCE: f64 = 0.005;
+
 /// Payer configurations (see `payer_table`).
 pub const PAYER_CONFIG: &str = "payer_config";
 

@@ -14,4 +14,6 @@ mod s3;
 mod s3_support;
 mod schema_drift;
 mod stage_only;
+mod snowflake;
+mod snowflake_fake;
 mod support;

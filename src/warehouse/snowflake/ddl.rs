@@ -1,0 +1,237 @@
+//! Every statement the Snowflake backend generates, as pure functions of validated values.
+//!
+//! Object names are built from a payer id (12 digits) and a billing period, so they are
+//! plain identifiers; the only literals (the stage URL, the payer id and the period) are
+//! quoted by the typed renderer's [`literal`]. The payer table and the storage integration
+//! are identifiers validated by the settings. Golden tests pin each statement's text.
+
+use std::fmt::Write;
+
+use datafusion::arrow::datatypes::DataType;
+
+use super::super::render::literal;
+use super::super::tables::{self, RECONCILE_TOLERANCE};
+use crate::task::{BillingPeriod, PayerId};
+
+/// The Parquet file format every stage and external table uses.
+pub const FILE_FORMAT: &str = "curflow_parquet";
+/// The view the analytics script reads (the DataFusion script's table name too).
+pub const CUR_VIEW: &str = "cur_line_items";
+/// Prefix of the script's result tables, which replace the final tables' payer-month.
+pub const NEW_PREFIX: &str = "new_";
+/// The final tables, in the order they are replaced.
+pub const FINAL_TABLES: [&str; 3] = [
+    tables::RI_WASTAGE,
+    tables::SP_WASTAGE,
+    tables::RECONCILIATION,
+];
+
+/// The stage and external table of one payer-period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodObjects {
+    /// `curflow_stage_<payer>_<yyyy>_<mm>`.
+    pub stage: String,
+    /// `cur_<payer>_<yyyy>_<mm>`.
+    pub external_table: String,
+}
+
+impl PeriodObjects {
+    /// The names for `payer` and `period`.
+    pub fn new(payer: &PayerId, period: BillingPeriod) -> Self {
+        let suffix = format!("{payer}_{:04}_{:02}", period.year(), period.month());
+        Self {
+            stage: format!("curflow_stage_{suffix}"),
+            external_table: format!("cur_{suffix}"),
+        }
+    }
+}
+
+/// The statements that expose a staged folder (`stage_url`, `s3://bucket/prefix/`) as an
+/// external table with the files' inferred schema, then register the files.
+/// Column names are inferred case-insensitively (upper-case), so the analytics can name
+/// them unquoted as CUR writes them.
+pub fn register_period(
+    objects: &PeriodObjects,
+    stage_url: &str,
+    storage_integration: &str,
+) -> Vec<String> {
+    let PeriodObjects {
+        stage,
+        external_table,
+    } = objects;
+    vec![
+        format!("CREATE FILE FORMAT IF NOT EXISTS {FILE_FORMAT} TYPE = PARQUET"),
+        format!(
+            "CREATE OR REPLACE STAGE {stage} URL = {} STORAGE_INTEGRATION = {storage_integration} FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}')",
+            literal(stage_url)
+        ),
+        format!(
+            "CREATE OR REPLACE EXTERNAL TABLE {external_table} USING TEMPLATE (SELECT ARRAY_AGG(OBJECT_CONSTRUCT(*)) WITHIN GROUP (ORDER BY ORDER_ID) FROM TABLE(INFER_SCHEMA(LOCATION => '@{stage}/', FILE_FORMAT => '{FILE_FORMAT}', IGNORE_CASE => TRUE))) LOCATION = @{stage}/ FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') AUTO_REFRESH = FALSE REFRESH_ON_CREATE = FALSE"
+        ),
+        format!("ALTER EXTERNAL TABLE {external_table} REFRESH"),
+    ]
+}
+
+/// A final table's column type in Snowflake. Timestamps are UTC without a zone
+/// (`TIMESTAMP_NTZ`), as CUR writes them.
+fn column_type(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Float64 => "FLOAT",
+        DataType::Timestamp(_, _) => "TIMESTAMP_NTZ",
+        _ => "VARCHAR",
+    }
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for each final table, with the columns of [`tables`].
+pub fn create_final_tables() -> Vec<String> {
+    FINAL_TABLES
+        .iter()
+        .filter_map(|name| {
+            let schema = tables::schema(name)?;
+            let columns: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}{}",
+                        f.name(),
+                        column_type(f.data_type()),
+                        if f.is_nullable() { "" } else { " NOT NULL" }
+                    )
+                })
+                .collect();
+            Some(format!(
+                "CREATE TABLE IF NOT EXISTS {name} ({}) CLUSTER BY (payer_id, billing_period)",
+                columns.join(", ")
+            ))
+        })
+        .collect()
+}
+
+/// The view the analytics script reads, over the period's external table.
+pub fn cur_view(objects: &PeriodObjects) -> String {
+    format!(
+        "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT * FROM {}",
+        objects.external_table
+    )
+}
+
+/// Replaces the payer-period in every final table with the script's `new_…` tables, in
+/// one transaction: readers see the old month or the new one, never both.
+pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
+    let predicate = format!(
+        "payer_id = {} AND billing_period = {}",
+        literal(payer.as_str()),
+        literal(&period.to_string())
+    );
+    let mut out = vec!["BEGIN TRANSACTION".to_owned()];
+    for name in FINAL_TABLES {
+        let Some(schema) = tables::schema(name) else {
+            continue;
+        };
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let columns = columns.join(", ");
+        out.push(format!("DELETE FROM {name} WHERE {predicate}"));
+        out.push(format!(
+            "INSERT INTO {name} ({columns}) SELECT {columns} FROM {NEW_PREFIX}{name}"
+        ));
+    }
+    out.push("COMMIT".to_owned());
+    out
+}
+
+/// What the run reports: rows and waste per kind, then the commitments that do not
+/// reconcile to the cent.
+pub fn totals() -> Vec<String> {
+    vec![
+        format!(
+            "SELECT 'ri' AS kind, COUNT(*) AS row_count, COALESCE(SUM(unused_cost), 0) AS unused_cost FROM {NEW_PREFIX}{} UNION ALL SELECT 'sp', COUNT(*), COALESCE(SUM(unused_cost), 0) FROM {NEW_PREFIX}{}",
+            tables::RI_WASTAGE,
+            tables::SP_WASTAGE
+        ),
+        format!(
+            "SELECT kind, commitment_arn, expected, computed FROM {NEW_PREFIX}{} WHERE ABS(expected - computed) >= {RECONCILE_TOLERANCE} ORDER BY kind, commitment_arn",
+            tables::RECONCILIATION
+        ),
+    ]
+}
+
+/// Every row of the payer table.
+pub fn payer_table(table: &str) -> String {
+    format!("SELECT * FROM {table}")
+}
+
+/// The newest `processed_at` of a payer (bound as `?` twice), in microseconds since the
+/// epoch (a number is unambiguous across the SQL API's timestamp formats).
+pub fn last_processed() -> String {
+    format!(
+        "SELECT DATE_PART(EPOCH_MICROSECOND, MAX(processed_at)) AS processed_at FROM (SELECT processed_at FROM {} WHERE payer_id = ? UNION ALL SELECT processed_at FROM {} WHERE payer_id = ?)",
+        tables::RI_WASTAGE,
+        tables::SP_WASTAGE
+    )
+}
+
+/// The statements of a script: split at `;` outside quotes, `--` comments dropped,
+/// blank statements skipped.
+pub fn split_statements(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in script.lines() {
+        let mut in_quote = false;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    in_quote = !in_quote;
+                    current.push(c);
+                }
+                '-' if !in_quote && chars.peek() == Some(&'-') => break,
+                ';' if !in_quote => {
+                    let statement = current.trim();
+                    if !statement.is_empty() {
+                        out.push(statement.to_owned());
+                    }
+                    current.clear();
+                }
+                _ => current.push(c),
+            }
+        }
+        current.push('\n');
+    }
+    let statement = current.trim();
+    if !statement.is_empty() {
+        out.push(statement.to_owned());
+    }
+    out
+}
+
+/// Statements joined into one multi-statement request body.
+pub fn join(statements: &[String]) -> String {
+    let mut out = String::new();
+    for s in statements {
+        let _ = writeln!(out, "{s};");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_outside_quotes_and_comments() {
+        let got =
+            split_statements("-- a; comment\nSELECT 'a;b' AS x; -- trailing;\n\nSELECT 2\n;\n");
+        assert_eq!(got, vec!["SELECT 'a;b' AS x", "SELECT 2"]);
+    }
+
+    #[test]
+    fn names_are_identifiers() {
+        let o = PeriodObjects::new(
+            &PayerId::parse("671238551718").unwrap(),
+            BillingPeriod::new(2025, 7).unwrap(),
+        );
+        assert_eq!(o.stage, "curflow_stage_671238551718_2025_07");
+        assert!(super::super::config::is_identifier(&o.external_table));
+    }
+}

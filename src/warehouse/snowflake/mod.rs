@@ -1,0 +1,288 @@
+//! The Snowflake warehouse, over the documented SQL API v2 (no driver protocol).
+//!
+//! A staged payer-period becomes a stage (through a storage integration: no keys in SQL)
+//! and an external table whose columns `INFER_SCHEMA` reads from the files. The analytics
+//! (`sql/snowflake/`, the same logic as `sql/datafusion/`) run as one multi-statement
+//! request — one session, so their temporary tables live exactly as long as the run — that
+//! ends by replacing the payer-month in the final tables with `DELETE` + `INSERT` inside
+//! one transaction. [`client`] speaks the API, [`auth`] signs in, [`ddl`] writes the SQL.
+
+mod auth;
+mod client;
+mod config;
+pub mod ddl;
+
+use chrono::{DateTime, Utc};
+
+pub use auth::{JWT_LIFETIME, fingerprint, jwt_account};
+pub use client::{Client, Context, ResultSet, SqlApiError};
+pub use config::{AuthKind, AuthSettings, SnowflakeProfile, SnowflakeSettings};
+
+use super::{
+    AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
+    WasteTotals, render, statement_name,
+};
+use crate::payers::PayerConfig;
+use crate::storage::RetryPolicy;
+use crate::task::PayerId;
+
+/// The analytics script, Snowflake dialect.
+pub const SCRIPT_NAME: &str = "sql/snowflake/analytics_wastage_queries.sql";
+/// Its text, compiled in.
+pub const SCRIPT: &str = include_str!("../../../sql/snowflake/analytics_wastage_queries.sql");
+/// The columns of the payer table that become a payer configuration; others are ignored.
+const PAYER_COLUMNS: [&str; 7] = [
+    "payer_id",
+    "source",
+    "layout",
+    "region",
+    "role_arn",
+    "external_id",
+    "active",
+];
+
+/// Snowflake through the SQL API.
+#[derive(Debug)]
+pub struct Snowflake {
+    client: Client,
+    payer_table: String,
+    storage_integration: String,
+}
+
+/// An external table over one staged payer-period.
+#[derive(Debug, Clone)]
+pub struct SnowflakeTable {
+    staged: StagedPeriod,
+    objects: ddl::PeriodObjects,
+}
+
+impl From<SqlApiError> for WarehouseError {
+    fn from(e: SqlApiError) -> Self {
+        match e {
+            SqlApiError::Unauthorized { .. } | SqlApiError::Key(_) => {
+                WarehouseError::Credentials(e.to_string())
+            }
+            other => WarehouseError::Request(other.to_string()),
+        }
+    }
+}
+
+impl Snowflake {
+    /// Reads the credential and prepares the client. Errors (exit 2, nothing touched) when
+    /// the secret cannot be read or the key is not a usable RSA key.
+    pub async fn connect(settings: &SnowflakeSettings) -> Result<Self, WarehouseError> {
+        let credentials = match &settings.auth {
+            AuthSettings::KeyPair { private_key } => {
+                let pem = private_key.read().await.map_err(|e| {
+                    WarehouseError::Credentials(format!(
+                        "Snowflake private key ({private_key}): {e}"
+                    ))
+                })?;
+                auth::Credentials::KeyPair(
+                    auth::KeyPairSigner::from_pem(&settings.account, &settings.user, &pem)
+                        .map_err(|e| {
+                            WarehouseError::Credentials(format!("{e} (read from {private_key})"))
+                        })?,
+                )
+            }
+            AuthSettings::Token { kind, token } => auth::Credentials::Token {
+                kind: *kind,
+                token: token.read().await.map_err(|e| {
+                    WarehouseError::Credentials(format!("Snowflake token ({token}): {e}"))
+                })?,
+            },
+        };
+        let client = Client::new(
+            settings.base_url.clone(),
+            settings.user.clone(),
+            credentials,
+            Context {
+                role: settings.role.clone(),
+                warehouse: settings.warehouse.clone(),
+                database: settings.database.clone(),
+                schema: settings.schema.clone(),
+            },
+            RetryPolicy::default(),
+        )?;
+        Ok(Self {
+            client,
+            payer_table: settings.payer_table.clone(),
+            storage_integration: settings.storage_integration.clone(),
+        })
+    }
+
+    /// Runs statements as one request.
+    async fn run_all(&self, statements: &[String]) -> Result<ResultSet, SqlApiError> {
+        self.client
+            .execute(&ddl::join(statements), statements.len(), &[])
+            .await
+    }
+}
+
+/// A payer table row as the JSON of a settings-file payer entry.
+fn payer_json(result: &ResultSet, row: usize) -> serde_json::Value {
+    let mut entry = serde_json::Map::new();
+    for column in PAYER_COLUMNS {
+        let Some(value) = result.cell(row, column) else {
+            continue;
+        };
+        let value = if column == "active" {
+            serde_json::Value::Bool(matches!(
+                value.to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "y"
+            ))
+        } else {
+            serde_json::Value::String(value.to_owned())
+        };
+        entry.insert(column.to_owned(), value);
+    }
+    serde_json::Value::Object(entry)
+}
+
+fn number(result: &ResultSet, row: usize, column: &str) -> f64 {
+    result
+        .cell(row, column)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+impl Warehouse for Snowflake {
+    type Table = SnowflakeTable;
+
+    async fn payer_configs(&self) -> Result<Vec<PayerConfig>, WarehouseError> {
+        let result = self
+            .client
+            .execute(&ddl::payer_table(&self.payer_table), 1, &[])
+            .await?;
+        (0..result.rows.len())
+            .map(|row| {
+                let entry = payer_json(&result, row);
+                serde_json::from_value::<PayerConfig>(entry).map_err(|e| {
+                    let id = result.cell(row, "payer_id").unwrap_or("(no payer_id)");
+                    WarehouseError::PayerTable(super::PayerTableError::invalid(id, &e))
+                })
+            })
+            .collect()
+    }
+
+    async fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> Result<Option<DateTime<Utc>>, WarehouseError> {
+        let result = match self
+            .client
+            .execute(&ddl::last_processed(), 1, &[payer.as_str(), payer.as_str()])
+            .await
+        {
+            // 002003: the final tables do not exist yet, so nothing was ever processed.
+            Err(SqlApiError::Statement { code, .. }) if code == "002003" => return Ok(None),
+            other => other?,
+        };
+        let micros = result
+            .rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|cell| cell.as_deref())
+            .and_then(|text| text.parse::<f64>().ok());
+        Ok(micros.and_then(|m| DateTime::from_timestamp_micros(m as i64)))
+    }
+
+    async fn register_period(
+        &self,
+        staged: &StagedPeriod,
+    ) -> Result<SnowflakeTable, WarehouseError> {
+        let objects = ddl::PeriodObjects::new(&staged.payer, staged.period);
+        let url = staged.location.url().as_folder();
+        let mut statements = ddl::register_period(&objects, &url, &self.storage_integration);
+        statements.extend(ddl::create_final_tables());
+        self.run_all(&statements)
+            .await
+            .map_err(|e| match WarehouseError::from(e) {
+                WarehouseError::Request(reason) => WarehouseError::Register {
+                    payer: staged.payer.clone(),
+                    period: staged.period,
+                    url,
+                    source: reason.into(),
+                },
+                other => other,
+            })?;
+        Ok(SnowflakeTable {
+            staged: staged.clone(),
+            objects,
+        })
+    }
+
+    async fn run_analytics(
+        &self,
+        table: &SnowflakeTable,
+        params: &Params,
+    ) -> Result<AnalyticsOutcome, WarehouseError> {
+        let script = render(SCRIPT_NAME, SCRIPT, params)?;
+        let mut statements = vec![ddl::cur_view(&table.objects)];
+        statements.extend(ddl::split_statements(&script));
+        statements.extend(ddl::replace_period(
+            &table.staged.payer,
+            table.staged.period,
+        ));
+        let totals_at = statements.len();
+        statements.extend(ddl::totals());
+        let names: Vec<String> = statements.iter().map(|s| statement_name(s)).collect();
+        let mut outcome = AnalyticsOutcome::default();
+        let result = match self.run_all(&statements).await {
+            Ok(result) => result,
+            Err(
+                e @ (SqlApiError::Statement { .. }
+                | SqlApiError::Timeout { .. }
+                | SqlApiError::Cancelled { .. }),
+            ) => {
+                // One request, one session: a failed statement ends it and rolls back the
+                // open transaction, so the final tables are untouched.
+                tracing::warn!(payer = %params.payer, period = %params.period, error = %e, "analytics failed");
+                outcome.statements.push(StatementOutcome {
+                    name: format!("{SCRIPT_NAME} ({} statements in one request)", names.len()),
+                    error: Some(e.to_string()),
+                });
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        outcome.statements = names
+            .into_iter()
+            .map(|name| StatementOutcome { name, error: None })
+            .collect();
+        let read = |i: usize| {
+            result.handles.get(i).cloned().ok_or_else(|| {
+                WarehouseError::Request(format!(
+                    "Snowflake answered {} statement handles for {} statements",
+                    result.handles.len(),
+                    statements.len()
+                ))
+            })
+        };
+        let counts = self.client.results(&read(totals_at)?).await?;
+        let mismatched = self.client.results(&read(totals_at + 1)?).await?;
+        let mut totals = WasteTotals::default();
+        for row in 0..counts.rows.len() {
+            let rows = number(&counts, row, "row_count") as usize;
+            let cost = number(&counts, row, "unused_cost");
+            match counts.cell(row, "kind") {
+                Some("ri") => (totals.ri_rows, totals.ri_unused_cost) = (rows, cost),
+                Some("sp") => (totals.sp_rows, totals.sp_unused_cost) = (rows, cost),
+                _ => {}
+            }
+        }
+        totals.mismatches = (0..mismatched.rows.len())
+            .map(|row| Mismatch {
+                kind: mismatched.cell(row, "kind").unwrap_or_default().to_owned(),
+                commitment_arn: mismatched
+                    .cell(row, "commitment_arn")
+                    .unwrap_or_default()
+                    .to_owned(),
+                expected: number(&mismatched, row, "expected"),
+                computed: number(&mismatched, row, "computed"),
+            })
+            .collect();
+        outcome.totals = Some(totals);
+        Ok(outcome)
+    }
+}
