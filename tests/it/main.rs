@@ -13,7 +13,7 @@ mod progress;
 mod s3;
 mod s3_support;
 mod schema_drift;
-mod stage_only;
 mod snowflake;
 mod snowflake_fake;
+mod stage_only;
 mod support;
