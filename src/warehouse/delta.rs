@@ -49,6 +49,18 @@ pub async fn load(dir: &Location, name: &str) -> Result<Option<DeltaTable>, Delt
     if local_folder(dir, name).is_some_and(|folder| !folder.exists()) {
         return Ok(None);
     }
+    // Asked to load a table that does not exist in an object store, deltalake logs an ERROR
+    // before it answers NotATable: on a first run that reads as a failure. One delimited
+    // listing of the table's folder tells first.
+    let folders = dir
+        .folders(name)
+        .await
+        .map_err(|e| DeltaTableError::GenericError {
+            source: Box::new(e),
+        })?;
+    if !folders.iter().any(|f| f == "_delta_log") {
+        return Ok(None);
+    }
     let mut table = builder(dir, name)?;
     match table.load().await {
         Ok(()) => Ok(Some(table)),
