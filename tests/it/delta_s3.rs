@@ -63,7 +63,8 @@ fn read_outside(ep: &str, warehouse: &str, table: &str, arn: &str) -> BTreeMap<S
         for p in sorted(set(t['payer_id'].to_pylist())):\n\
         \x20   s = t.filter(pc.equal(t['payer_id'], p))\n\
         \x20   keys = set(zip(*(s[c].to_pylist() for c in ('billing_period', 'usage_hour', sys.argv[2], 'application', 'attribution'))))\n\
-        \x20   print(p, s.num_rows, len(keys), repr(pc.sum(s['unused_cost']).as_py()))";
+        \x20   print(p, s.num_rows, len(keys), repr(pc.sum(s['unused_cost']).as_py()), flush=True)\n\
+        os._exit(0)";
     let url = format!("s3://{warehouse}/warehouse/{table}");
     let out = python(
         script,
