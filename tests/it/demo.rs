@@ -15,12 +15,7 @@ fn count(batches: &[RecordBatch]) -> i64 {
 
 /// Compares a final table with the ground truth: same keys, numbers to the cent (money)
 /// and to a millionth (units).
-pub(crate) async fn assert_matches_truth(
-    ctx: &SessionContext,
-    table: &str,
-    arn: &str,
-    numbers: &[&str],
-) {
+async fn assert_matches_truth(ctx: &SessionContext, table: &str, arn: &str, numbers: &[&str]) {
     let key = format!("payer_id, billing_period, usage_hour, {arn}, application, attribution");
     let truth_rows = count(&query(ctx, &format!("SELECT count(*) FROM truth_{table}")).await);
     let got_rows = count(&query(ctx, &format!("SELECT count(*) FROM {table}")).await);
