@@ -291,13 +291,13 @@ async fn sync_period<W: Warehouse>(
     let mut ledger = match ledger {
         Some(ledger) if plan.is_empty() => ledger,
         _ => {
-            let label = format!("payer {payer} {period}");
             let copied = sync::copy_all(
                 &source_folder,
                 &staged,
                 &plan.copies,
                 settings.concurrency,
-                &label,
+                payer,
+                period,
             )
             .await?;
             let deleted = sync::delete_all(&staged, &plan.deletes, settings.concurrency).await?;

@@ -7,6 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::progress::Progress;
 use crate::storage::{Location, ObjectInfo, StorageError};
+use crate::task::{BillingPeriod, PayerId};
 
 /// A copy or delete failed; the period stays as the previous ledger describes it.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +29,17 @@ pub struct Transferred {
 }
 
 /// Copies `files` (keys relative to both folders) from `source` to `staged`, at most
-/// `concurrency` at a time, verifying each; `label` names the payer-period in progress
-/// output.
+/// `concurrency` at a time, verifying each, with progress output for this payer-period.
 pub async fn copy_all(
     source: &Location,
     staged: &Location,
     files: &[ObjectInfo],
     concurrency: usize,
-    label: &str,
+    payer: &PayerId,
+    period: BillingPeriod,
 ) -> Result<Transferred, CopyError> {
     let total = files.len();
-    let progress = Progress::new(label.to_owned(), total, files.iter().map(|f| f.size).sum());
+    let progress = Progress::new(payer, period, total, files.iter().map(|f| f.size).sum());
     let progress = &progress;
     futures::stream::iter(files)
         .map(|file| async move {

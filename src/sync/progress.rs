@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::task::{BillingPeriod, PayerId};
+
 static BARS: AtomicBool = AtomicBool::new(false);
 
 /// The shortest interval between two progress log lines.
@@ -22,7 +24,8 @@ pub fn enable_bars(on: bool) {
 
 /// Progress of one payer-period's copies.
 pub(super) struct Progress {
-    label: String,
+    payer: PayerId,
+    period: BillingPeriod,
     files: usize,
     bytes: u64,
     started: Instant,
@@ -31,7 +34,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(label: String, files: usize, bytes: u64) -> Self {
+    pub(super) fn new(payer: &PayerId, period: BillingPeriod, files: usize, bytes: u64) -> Self {
         let bar = BARS.load(Ordering::Relaxed).then(|| {
             let bar = ProgressBar::new(bytes);
             if let Ok(style) = ProgressStyle::with_template(
@@ -39,12 +42,13 @@ impl Progress {
             ) {
                 bar.set_style(style.progress_chars("=> "));
             }
-            bar.set_message(format!("{label} 0/{files} files"));
+            bar.set_message(format!("payer {payer} {period} 0/{files} files"));
             bar
         });
         let now = Instant::now();
         Self {
-            label,
+            payer: payer.clone(),
+            period,
             files,
             bytes,
             started: now,
@@ -63,7 +67,10 @@ impl Progress {
         let (files, done, last) = *state;
         if let Some(bar) = &self.bar {
             bar.set_position(done);
-            bar.set_message(format!("{} {files}/{} files", self.label, self.files));
+            bar.set_message(format!(
+                "payer {} {} {files}/{} files",
+                self.payer, self.period, self.files
+            ));
         } else if last.elapsed() >= LOG_EVERY || files == self.files {
             state.2 = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
@@ -74,7 +81,8 @@ impl Progress {
                 0.0
             };
             tracing::info!(
-                period = %self.label,
+                payer = %self.payer,
+                period = %self.period,
                 files = format!("{files}/{}", self.files),
                 bytes = format!("{done}/{}", self.bytes),
                 rate_bytes_per_s = rate.round(),

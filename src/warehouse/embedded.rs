@@ -306,11 +306,20 @@ fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::
     chrono::DateTime::from_timestamp_micros(micros.value(0))
 }
 
+/// The sum of a Float64 column, the same for the same values in any row order. The engine
+/// writes rows in whatever order its partitions finish, and a float sum taken in that order
+/// could differ in the last cent between two runs over the same data; summing the values
+/// in sorted order gives every run the same total.
 fn float_sum(batch: &RecordBatch, column: &str) -> f64 {
-    batch
+    let Some(values) = batch
         .column_by_name(column)
         .and_then(|c| c.as_primitive_opt::<Float64Type>())
-        .map_or(0.0, |values| values.iter().flatten().sum())
+    else {
+        return 0.0;
+    };
+    let mut values: Vec<f64> = values.iter().flatten().collect();
+    values.sort_unstable_by(f64::total_cmp);
+    values.into_iter().sum()
 }
 
 fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
@@ -592,5 +601,20 @@ mod tests {
             "CREATE TABLE ri_hours"
         );
         assert_eq!(statement_name("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn a_float_total_does_not_depend_on_row_order() {
+        use datafusion::arrow::array::Float64Array;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let total = |values: Vec<f64>| {
+            let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Float64, true)]));
+            let column: ArrayRef = Arc::new(Float64Array::from(values));
+            float_sum(&RecordBatch::try_new(schema, vec![column]).unwrap(), "c")
+        };
+        // Summed in the order given, these come to 1.1 and 0.1.
+        let first = total(vec![1e16, -1e16, 1.0, 0.1]);
+        let second = total(vec![1e16, 1.0, -1e16, 0.1]);
+        assert_eq!(first.to_bits(), second.to_bits());
     }
 }

@@ -9,11 +9,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::path::Path;
 
 use crate::demo::assert_tables_match_truth;
-use crate::s3_support::{
-    bucket, client, curflow_s3, endpoint, ledger_keys, list, settings, sizes, staged_period, store,
-    task_args,
-};
-use crate::support::{final_tables, run};
+use crate::s3_support::{S3World, ledger_keys, list, sizes, staged_period, store, task_args};
+use crate::support::final_tables;
 
 const PAYER: &str = "671238551718";
 /// The export root the settings helper points the payer at, and the report under it.
@@ -52,30 +49,8 @@ async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str) {
 }
 
 /// A source and a staging bucket, and settings reading the source with `layout`.
-struct Setup {
-    ep: String,
-    c: aws_sdk_s3::Client,
-    source: String,
-    staging: String,
-    dir: tempfile::TempDir,
-    config: String,
-}
-
-async fn setup(layout: &str) -> Setup {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "lsrc").await, bucket(&c, "lstg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let payer = format!("layout = \"{layout}\"");
-    let config = settings(dir.path(), &staging, &source, PAYER, "", &payer);
-    Setup {
-        ep,
-        c,
-        source,
-        staging,
-        dir,
-        config,
-    }
+async fn setup(layout: &str) -> S3World {
+    S3World::new(PAYER, "", &format!("layout = \"{layout}\"")).await
 }
 
 fn stdout(out: &std::process::Output) -> String {
@@ -84,15 +59,8 @@ fn stdout(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_export_auto_detected_staged_and_matches_ground_truth() {
-    let Setup {
-        ep,
-        c,
-        source,
-        staging,
-        dir,
-        config,
-    } = setup("auto").await;
-    let report = generate_legacy(&ep, &source, 4_000).await;
+    let w = setup("auto").await;
+    let report = generate_legacy(&w.ep, &w.source, 4_000).await;
     assert!(report.files.len() >= 3, "{:?}", report.files);
     // Objects AWS and users leave next to a legacy report that are not CUR data.
     for junk in [
@@ -102,30 +70,26 @@ async fn legacy_export_auto_detected_staged_and_matches_ground_truth() {
         format!("{ROOT}/{REPORT}/year=2025/month=7/{REPORT}-columns.csv"),
         format!("{ROOT}/{REPORT}/year=2025/month=7/notes.json"),
     ] {
-        put(&c, &source, &junk).await;
+        put(&w.c, &w.source, &junk).await;
     }
 
-    let out = run(curflow_s3(
-        dir.path(),
-        &ep,
-        &task_args("run", &config, PAYER, "2025", "7"),
-    ));
+    let out = w.run(&w.july("run"));
     assert_eq!(out.status.code(), Some(0));
     let summary = stdout(&out);
     assert!(summary.contains("every commitment reconciles"), "{summary}");
 
-    let src = source_files(&c, &source).await;
+    let src = source_files(&w.c, &w.source).await;
     assert_eq!(src.len(), report.files.len());
-    let staged = staged_period(&c, &staging, PAYER, (2025, 7)).await;
+    let staged = staged_period(&w.c, &w.staging, PAYER, (2025, 7)).await;
     assert_eq!(
         staged, src,
         "staged July is exactly the report's data files"
     );
     assert_eq!(
-        ledger_keys(&c, &staging, PAYER, "2025-07").await,
+        ledger_keys(&w.c, &w.staging, PAYER, "2025-07").await,
         src.keys().cloned().collect::<Vec<_>>()
     );
-    let everything = list(&c, &staging, "staging/year=").await;
+    let everything = list(&w.c, &w.staging, "staging/year=").await;
     assert!(
         everything.keys().all(|k| k.ends_with(".parquet")
             && !k.contains("cost_and_usage_data_status")
@@ -135,21 +99,21 @@ async fn legacy_export_auto_detected_staged_and_matches_ground_truth() {
 
     // The analytics over the legacy columns give the ground truth exactly.
     let ctx = SessionContext::new();
-    let warehouse = final_tables(&dir.path().join("warehouse"));
+    let warehouse = final_tables(&w.dir.path().join("warehouse"));
     for (table, key) in [
         ("ri_wastage_hourly", &report.ground_truth[0]),
         ("sp_wastage_hourly", &report.ground_truth[1]),
     ] {
         let provider = warehouse.final_table(table).await.unwrap().unwrap();
         ctx.register_table(table, provider).unwrap();
-        let got = c
-            .get_object()
-            .bucket(&source)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        let local = dir.path().join(format!("truth_{table}.parquet"));
+        let got =
+            w.c.get_object()
+                .bucket(&w.source)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        let local = w.dir.path().join(format!("truth_{table}.parquet"));
         std::fs::write(&local, got.body.collect().await.unwrap().into_bytes()).unwrap();
         let truth = ctx
             .read_parquet(local.to_str().unwrap(), ParquetReadOptions::default())
@@ -163,42 +127,28 @@ async fn legacy_export_auto_detected_staged_and_matches_ground_truth() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_report_updating_is_skipped_then_converges_when_ready() {
-    let Setup {
-        ep,
-        c,
-        source,
-        staging,
-        dir,
-        config,
-    } = setup("legacy").await;
-    generate_legacy(&ep, &source, 3_000).await;
-    let args = task_args("run", &config, PAYER, "2025", "7");
-    assert_eq!(
-        run(curflow_s3(dir.path(), &ep, &args)).status.code(),
-        Some(0)
-    );
-    let before = list(&c, &staging, "staging/").await;
+    let w = setup("legacy").await;
+    generate_legacy(&w.ep, &w.source, 3_000).await;
+    let args = w.july("run");
+    assert_eq!(w.run(&args).status.code(), Some(0));
+    let before = list(&w.c, &w.staging, "staging/").await;
     assert!(!before.is_empty());
 
     // AWS starts rewriting the report: status UPDATING, one data file already gone.
     let root = Path::from(ROOT);
-    curflow::generate::write_legacy_status(&store(&ep, &source), &root, true)
+    curflow::generate::write_legacy_status(&store(&w.ep, &w.source), &root, true)
         .await
         .unwrap();
-    let first = source_files(&c, &source).await;
+    let first = source_files(&w.c, &w.source).await;
     let gone = first.keys().next().unwrap().clone();
-    c.delete_object()
-        .bucket(&source)
+    w.c.delete_object()
+        .bucket(&w.source)
         .key(format!("{ROOT}/{REPORT}/year=2025/month=7/{gone}"))
         .send()
         .await
         .unwrap();
     for command in ["plan", "run"] {
-        let out = run(curflow_s3(
-            dir.path(),
-            &ep,
-            &task_args(command, &config, PAYER, "2025", "7"),
-        ));
+        let out = w.run(&task_args(command, &w.config, PAYER, "2025", "7"));
         assert_eq!(out.status.code(), Some(0), "{command}");
         let summary = stdout(&out);
         let july = summary
@@ -212,21 +162,21 @@ async fn legacy_report_updating_is_skipped_then_converges_when_ready() {
         assert!(july.contains("cost_and_usage_data_status"), "{july}");
     }
     assert_eq!(
-        list(&c, &staging, "staging/").await,
+        list(&w.c, &w.staging, "staging/").await,
         before,
         "nothing staged, deleted or rewritten while the report is UPDATING"
     );
 
     // The rewrite completes (a new delivery, then READY): the next run converges.
-    generate_legacy(&ep, &source, 15_000).await;
-    let out = run(curflow_s3(dir.path(), &ep, &args));
+    generate_legacy(&w.ep, &w.source, 15_000).await;
+    let out = w.run(&args);
     assert_eq!(out.status.code(), Some(0));
     assert!(!stdout(&out).contains("UPDATING"), "{}", stdout(&out));
-    let src = source_files(&c, &source).await;
+    let src = source_files(&w.c, &w.source).await;
     assert_ne!(src, first, "the new delivery differs");
-    assert_eq!(staged_period(&c, &staging, PAYER, (2025, 7)).await, src);
+    assert_eq!(staged_period(&w.c, &w.staging, PAYER, (2025, 7)).await, src);
     assert_eq!(
-        ledger_keys(&c, &staging, PAYER, "2025-07").await,
+        ledger_keys(&w.c, &w.staging, PAYER, "2025-07").await,
         src.keys().cloned().collect::<Vec<_>>()
     );
 }

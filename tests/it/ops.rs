@@ -13,7 +13,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde_json::Value;
 
-use crate::support::{curflow, run};
+use crate::support::{curflow, generate_july, run};
 
 const PAYER: &str = "671238551718";
 
@@ -61,23 +61,7 @@ impl Fixture {
     fn with_staging(extra: &str, staging: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("sources/cur2");
-        let out = run(curflow(
-            dir.path(),
-            &[
-                "generate",
-                "--out",
-                source.to_str().unwrap(),
-                "--payer",
-                PAYER,
-                "--year",
-                "2025",
-                "--month",
-                "7",
-                "--rows",
-                "1500",
-            ],
-        ));
-        assert_eq!(out.status.code(), Some(0), "generate");
+        generate_july(dir.path(), &source, PAYER, "1500");
         let staging = staging.map_or_else(|| dir.path().join("staging"), Path::to_path_buf);
         let config = dir.path().join("ops.toml");
         let text = format!(
@@ -135,12 +119,14 @@ struct Queue {
 
 impl Queue {
     async fn bind(routing_key: &str) -> Self {
-        let connection = Connection::connect(
-            &required_env("TEST_AMQP_URL"),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("RabbitMQ at TEST_AMQP_URL answers (run scripts/test)");
+        Self::bind_at(&required_env("TEST_AMQP_URL"), routing_key).await
+    }
+
+    /// [`Queue::bind`] on the broker (and virtual host) of `url`.
+    async fn bind_at(url: &str, routing_key: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ at TEST_AMQP_URL answers (run scripts/test)");
         let channel = connection.create_channel().await.unwrap();
         let name = unique("curflow-test");
         channel
@@ -344,6 +330,98 @@ async fn cloudwatch_metrics_read_back() {
     assert_eq!(sum("FatalError", vec![env]).await, 0.0);
 }
 
+#[test]
+fn logs_are_json_lines_by_default_in_prod_when_not_on_a_terminal() {
+    let fixture = Fixture::new("");
+    let prod = fixture.dir.path().join("prod.toml");
+    let text = std::fs::read_to_string(&fixture.config).unwrap();
+    std::fs::write(&prod, text.replace("[ops", "[prod")).unwrap();
+    let logs = |env: &str, config: &Path| {
+        let mut cmd = curflow(
+            fixture.dir.path(),
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--env",
+                env,
+                "--year",
+                "2025",
+                "--month",
+                "7",
+                "--payer",
+                PAYER,
+            ],
+        );
+        cmd.env("CURFLOW_LOG", "info");
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Another profile, stderr captured: text.
+    let text = logs("ops", &fixture.config);
+    assert!(text.contains("payer=671238551718"), "{text}");
+    assert!(serde_json::from_str::<Value>(text.lines().next().unwrap()).is_err());
+    // `prod`, stderr captured (a container's log driver): one JSON object per line.
+    assert_json_lines_name_the_period(&logs("prod", &prod));
+}
+
+/// Every line of `logs` is a JSON object, and one has the fields `payer` and `period` of
+/// the fixture's payer-period.
+fn assert_json_lines_name_the_period(logs: &str) {
+    let events: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["payer"] == PAYER && e["period"] == "2025-07"),
+        "{logs}"
+    );
+}
+
+/// Runs `rabbitmqctl` (installed with the broker by `scripts/test`) on the test broker.
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (scripts/test installs RabbitMQ)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_profiles_vhost_replaces_the_urls() {
+    // The seed's VHOST_MAPPING: one broker URL, a virtual host per environment.
+    let vhost = unique("curflow-vhost");
+    rabbitmqctl(&["add_vhost", &vhost]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+    let mut in_vhost = url::Url::parse(&required_env("TEST_AMQP_URL")).unwrap();
+    in_vhost.set_path(&format!("/{vhost}"));
+    let routing_key = unique("ops.vhost");
+    let there = Queue::bind_at(in_vhost.as_str(), &routing_key).await;
+    let default_vhost = Queue::bind(&routing_key).await;
+    let notify = notify_toml("{ env = \"OPS_AMQP_URL\" }", &routing_key, 2, "100ms");
+    let fixture = Fixture::new(&format!("{notify}vhost = \"{vhost}\"\n"));
+    let mut cmd = fixture.command();
+    cmd.env("OPS_AMQP_URL", required_env("TEST_AMQP_URL"));
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0));
+
+    let messages = there.drain().await;
+    assert_eq!(messages.len(), 1, "delivered in virtual host {vhost}");
+    assert_eq!(messages[0].0["status"], "success");
+    assert!(
+        default_vhost.drain().await.is_empty(),
+        "nothing in the URL's own virtual host"
+    );
+    rabbitmqctl(&["delete_vhost", &vhost]);
+}
+
 /// Forwards every connection to `port` to the broker at `target`, from now on.
 fn forward(listener: TcpListener, target: String) {
     std::thread::spawn(move || {
@@ -536,15 +614,5 @@ async fn a_run_that_fails_sends_fatal_error_and_a_failed_message_in_json_logs() 
             .is_some_and(|e| !e.is_empty())
     );
     // JSON logs: one object per line; the failure names its payer and period.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let events: Vec<Value> = stderr
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert!(
-        events
-            .iter()
-            .any(|e| e["payer"] == PAYER && e["period"] == "2025-07"),
-        "{stderr}"
-    );
+    assert_json_lines_name_the_period(&String::from_utf8_lossy(&out.stderr));
 }

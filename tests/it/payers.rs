@@ -4,11 +4,8 @@ use curflow::task::PayerId;
 use curflow::warehouse::Warehouse;
 
 use crate::s3::ri_waste;
-use crate::s3_support::{
-    bucket, client, curflow_s3, endpoint, generate, settings, source_period, staged_period,
-    task_args,
-};
-use crate::support::{curflow, final_tables, run};
+use crate::s3_support::{S3World, source_period, staged_period, task_args};
+use crate::support::{curflow, final_tables, generate_july, run};
 
 const PAYER: &str = "385920174463";
 
@@ -16,20 +13,7 @@ const PAYER: &str = "385920174463";
 async fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
-    let generate = [
-        "generate",
-        "--out",
-        source.to_str().unwrap(),
-        "--payer",
-        PAYER,
-        "--year",
-        "2025",
-        "--month",
-        "7",
-        "--rows",
-        "3000",
-    ];
-    assert_eq!(run(curflow(dir.path(), &generate)).status.code(), Some(0));
+    generate_july(dir.path(), &source, PAYER, "3000");
     let settings = dir.path().join("curflow.toml");
     std::fs::write(
         &settings,
@@ -127,36 +111,29 @@ async fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
 /// cannot be read at all gives way to the settings file as a whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_table_entries_fall_back_to_the_settings_file() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(dir.path(), &staging, &source, PAYER, "periods = 1", "");
-    let generated = generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+    let w = S3World::new(PAYER, "periods = 1", "").await;
+    let generated = w.generate((2025, 7), 1, 1000).await;
 
     // The payer table sends the payer to a bucket that does not exist.
-    let gone = format!("s3://{source}-gone/cur2");
+    let gone = format!("s3://{}-gone/cur2", w.source);
     let add = [
-        "payers", "--config", &config, "--env", "dev", "add", "--payer", PAYER, "--source", &gone,
+        "payers", "--config", &w.config, "--env", "dev", "add", "--payer", PAYER, "--source", &gone,
     ];
-    assert_eq!(
-        run(curflow_s3(dir.path(), &ep, &add)).status.code(),
-        Some(0)
-    );
-    let task = task_args("run", &config, PAYER, "2025", "7");
-    let out = run(curflow_s3(dir.path(), &ep, &task));
+    assert_eq!(w.run(&add).status.code(), Some(0));
+    let task = w.july("run");
+    let out = w.run(&task);
     assert_eq!(out.status.code(), Some(0));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(
-        stderr.contains("not reachable") && stderr.contains(&format!("{source}-gone")),
+        stderr.contains("not reachable") && stderr.contains(&format!("{}-gone", w.source)),
         "the fallback and its reason are logged: {stderr}"
     );
     assert_eq!(
-        staged_period(&c, &staging, PAYER, (2025, 7)).await,
-        source_period(&c, &source, "2025-07").await,
+        staged_period(&w.c, &w.staging, PAYER, (2025, 7)).await,
+        source_period(&w.c, &w.source, "2025-07").await,
         "staged from the settings file's source"
     );
     let waste = ri_waste(&stdout);
@@ -168,29 +145,31 @@ async fn unreachable_table_entries_fall_back_to_the_settings_file() {
 
     // Without a settings-file entry to fall back on, the table's entry stands and the
     // payer-period fails naming the missing bucket.
-    let alone = dir.path().join("alone.toml");
+    let alone = w.dir.path().join("alone.toml");
     std::fs::write(
         &alone,
         format!(
-            "[dev]\nstaging = \"s3://{staging}/staging\"\nwarehouse_dir = \"{}\"\nperiods = 1\n",
-            dir.path().join("warehouse").display()
+            "[dev]\nstaging = \"s3://{}/staging\"\nwarehouse_dir = \"{}\"\nperiods = 1\n",
+            w.staging,
+            w.dir.path().join("warehouse").display()
         ),
     )
     .unwrap();
     let alone_task = task_args("run", alone.to_str().unwrap(), PAYER, "2025", "7");
-    let out = run(curflow_s3(dir.path(), &ep, &alone_task));
+    let out = w.run(&alone_task);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("{source}-gone")),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{}-gone", w.source)),
         "the failure names the unreachable source"
     );
 
     // A payer table that cannot be read: the settings file's payers are used.
-    let log = dir
+    let log = w
+        .dir
         .path()
         .join("warehouse/payer_config/_delta_log/00000000000000000000.json");
     std::fs::write(&log, "not a delta log").unwrap();
-    let out = run(curflow_s3(dir.path(), &ep, &task));
+    let out = w.run(&task);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("payer table unreadable"),

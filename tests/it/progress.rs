@@ -69,7 +69,13 @@ async fn progress_bar_on_a_terminal_and_plain_lines_otherwise() {
         .lines()
         .find(|l| l.contains("copying") && l.contains(&done))
         .unwrap_or_else(|| panic!("a final progress line with {done}: {stderr}"));
-    for field in ["bytes=", "rate_bytes_per_s=", "eta_s="] {
+    for field in [
+        "payer=671238551718",
+        "period=2025-07",
+        "bytes=",
+        "rate_bytes_per_s=",
+        "eta_s=",
+    ] {
         assert!(last.contains(field), "{field} in {last}");
     }
     assert!(

@@ -6,10 +6,7 @@
 use std::time::Duration;
 
 use crate::fault_proxy::{FaultProxy, Faults};
-use crate::s3_support::{
-    bucket, client, curflow_s3, endpoint, generate, ledger_keys, settings, source_period,
-    staged_period, task_args,
-};
+use crate::s3_support::{S3World, curflow_s3, ledger_keys, source_period, staged_period};
 use crate::support::run;
 
 const PAYER: &str = "671238551718";
@@ -50,15 +47,11 @@ pub fn ri_waste(summary: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_cross_bucket_plan_run_restatement_and_noop() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
-    let first = generate(&ep, &source, PAYER, (2025, 7), 1, 500).await;
-    let args = task_args("plan", &config, PAYER, "2025", "7");
+    let w = S3World::new(PAYER, "concurrency = 8", "").await;
+    let first = w.generate((2025, 7), 1, 500).await;
+    let args = w.july("plan");
 
-    let out = run(curflow_s3(dir.path(), &ep, &args));
+    let out = w.run(&args);
     assert!(out.status.success());
     let text = stdout(&out);
     assert!(
@@ -70,16 +63,16 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
         "skipped month and why: {text}"
     );
     assert!(
-        staged_period(&c, &staging, PAYER, (2025, 7))
+        staged_period(&w.c, &w.staging, PAYER, (2025, 7))
             .await
             .is_empty(),
         "plan wrote nothing"
     );
 
-    let run_args = task_args("run", &config, PAYER, "2025", "7");
-    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    let run_args = w.july("run");
+    let out = w.run(&run_args);
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
     let waste = ri_waste(&stdout(&out));
     assert!(
         (waste - first.ri_unused_cost).abs() < 0.01,
@@ -88,8 +81,8 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
     );
 
     // A no-op run through a counting proxy: reads only, no write request at all.
-    let proxy = FaultProxy::start(&ep, Faults::default());
-    let out = run(curflow_s3(dir.path(), &proxy.endpoint, &run_args));
+    let proxy = FaultProxy::start(&w.ep, Faults::default());
+    let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &run_args));
     assert!(out.status.success());
     assert!(
         stdout(&out).contains("Already synchronized"),
@@ -110,16 +103,16 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
     );
 
     // Restatement: delivery 2 renames every file; old ones go, nothing doubles.
-    let second = generate(&ep, &source, PAYER, (2025, 7), 2, 500).await;
+    let second = w.generate((2025, 7), 2, 500).await;
     assert!(second.files.iter().all(|f| !first.files.contains(f)));
-    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    let out = w.run(&run_args);
     assert!(out.status.success());
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{} deleted", first.files.len())),
         "{text}"
     );
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
     let waste = ri_waste(&text);
     assert!(
         (waste - second.ri_unused_cost).abs() < 0.01,
@@ -130,30 +123,26 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_late_data_in_previous_months() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
-    generate(&ep, &source, PAYER, (2025, 5), 1, 1000).await;
-    generate(&ep, &source, PAYER, (2025, 6), 1, 1000).await;
-    generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
-    let run_args = task_args("run", &config, PAYER, "2025", "7");
-    assert!(run(curflow_s3(dir.path(), &ep, &run_args)).status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 6)).await;
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    let w = S3World::new(PAYER, "concurrency = 8", "").await;
+    w.generate((2025, 5), 1, 1000).await;
+    w.generate((2025, 6), 1, 1000).await;
+    w.generate((2025, 7), 1, 1000).await;
+    let run_args = w.july("run");
+    assert!(w.run(&run_args).status.success());
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 6)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
     assert!(
-        staged_period(&c, &staging, PAYER, (2025, 5))
+        staged_period(&w.c, &w.staging, PAYER, (2025, 5))
             .await
             .is_empty(),
         "May is outside the default two periods"
     );
 
     // AWS restates June after the fact: the July task picks it up.
-    generate(&ep, &source, PAYER, (2025, 6), 2, 700).await;
-    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    w.generate((2025, 6), 2, 700).await;
+    let out = w.run(&run_args);
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 6)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 6)).await;
     assert!(
         stdout(&out).contains("Already synchronized"),
         "July is untouched"
@@ -162,30 +151,19 @@ async fn s3_late_data_in_previous_months() {
     // --periods 3 reaches May.
     let mut args = run_args.clone();
     args.extend(["--periods", "3"]);
-    assert!(run(curflow_s3(dir.path(), &ep, &args)).status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 5)).await;
+    assert!(w.run(&args).status.success());
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_source_rewritten_between_listing_and_copy() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(
-        dir.path(),
-        &staging,
-        &source,
-        PAYER,
-        "periods = 1\nconcurrency = 1",
-        "",
-    );
-    let report = generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
+    let w = S3World::new(PAYER, "periods = 1\nconcurrency = 1", "").await;
+    let report = w.generate((2025, 7), 1, 1000).await;
     let victim = report.files[0].clone();
     let donor = report.files[1].clone();
     // When the copy of `victim` passes the proxy, overwrite it at the source first.
     let handle = tokio::runtime::Handle::current();
-    let (hook_client, hook_bucket, victim_key) = (c.clone(), source.clone(), victim.clone());
+    let (hook_client, hook_bucket, victim_key) = (w.c.clone(), w.source.clone(), victim.clone());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook_done = done.clone();
     let hook: crate::fault_proxy::Hook = std::sync::Arc::new(move |head: &str| {
@@ -215,16 +193,16 @@ async fn s3_source_rewritten_between_listing_and_copy() {
         }
     });
     let proxy = FaultProxy::start(
-        &ep,
+        &w.ep,
         Faults {
             every: 0,
             hook: Some(hook),
             refuse: None,
         },
     );
-    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let run_args = w.july("run");
     let out = tokio::task::spawn_blocking({
-        let cmd = curflow_s3(dir.path(), &proxy.endpoint, &run_args);
+        let cmd = curflow_s3(w.dir.path(), &proxy.endpoint, &run_args);
         move || run(cmd)
     })
     .await
@@ -244,11 +222,11 @@ async fn s3_source_rewritten_between_listing_and_copy() {
         stdout(&out)
     );
     // The next run converges on the new version.
-    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    let out = w.run(&run_args);
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
-    let src = crate::s3_support::list(&c, &source, "").await;
-    let staged = crate::s3_support::list(&c, &staging, "").await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
+    let src = crate::s3_support::list(&w.c, &w.source, "").await;
+    let staged = crate::s3_support::list(&w.c, &w.staging, "").await;
     let name = victim.rsplit('/').next().unwrap();
     let staged_tag = staged.iter().find(|(k, _)| k.ends_with(name)).unwrap().1;
     assert_eq!(
@@ -259,23 +237,19 @@ async fn s3_source_rewritten_between_listing_and_copy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(dir.path(), &staging, &source, PAYER, "concurrency = 8", "");
-    generate(&ep, &source, PAYER, (2025, 7), 1, 100).await;
+    let w = S3World::new(PAYER, "concurrency = 8", "").await;
+    w.generate((2025, 7), 1, 100).await;
     let proxy = FaultProxy::start(
-        &ep,
+        &w.ep,
         Faults {
             every: 4,
             hook: None,
             refuse: None,
         },
     );
-    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let run_args = w.july("run");
     let out = tokio::task::spawn_blocking({
-        let cmd = curflow_s3(dir.path(), &proxy.endpoint, &run_args);
+        let cmd = curflow_s3(w.dir.path(), &proxy.endpoint, &run_args);
         move || run(cmd)
     })
     .await
@@ -286,36 +260,25 @@ async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
         "{} faults",
         proxy.faults_injected()
     );
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_killed_at_random_moments_then_converges() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(
-        dir.path(),
-        &staging,
-        &source,
-        PAYER,
-        "periods = 1\nlease_ttl = \"1s\"",
-        "",
-    );
-    generate(&ep, &source, PAYER, (2025, 7), 1, 30).await;
-    let run_args = task_args("run", &config, PAYER, "2025", "7");
+    let w = S3World::new(PAYER, "periods = 1\nlease_ttl = \"1s\"", "").await;
+    w.generate((2025, 7), 1, 30).await;
+    let run_args = w.july("run");
     let mut seed: u64 = 0x5eed;
     for round in 0..22u32 {
         // Every seventh round a restatement lands, so kills also hit deletions.
         if round % 7 == 3 {
-            generate(&ep, &source, PAYER, (2025, 7), 2 + round, 30).await;
+            w.generate((2025, 7), 2 + round, 30).await;
         }
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(50 + (seed >> 33) % 1500);
-        let mut child = curflow_s3(dir.path(), &ep, &run_args)
+        let mut child = curflow_s3(w.dir.path(), &w.ep, &run_args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -326,59 +289,34 @@ async fn s3_killed_at_random_moments_then_converges() {
     }
     // Let the last killed run's lease expire, then one clean run.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let out = run(curflow_s3(dir.path(), &ep, &run_args));
+    let out = w.run(&run_args);
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_thousand_object_period() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(
-        dir.path(),
-        &staging,
-        &source,
-        PAYER,
-        "periods = 1\nconcurrency = 32",
-        "",
-    );
-    let report = generate(&ep, &source, PAYER, (2025, 7), 1, 3).await;
+    let w = S3World::new(PAYER, "periods = 1\nconcurrency = 32", "").await;
+    let report = w.generate((2025, 7), 1, 3).await;
     assert!(report.files.len() >= 1000, "{} files", report.files.len());
-    let out = run(curflow_s3(
-        dir.path(),
-        &ep,
-        &task_args("run", &config, PAYER, "2025", "7"),
-    ));
+    let out = w.run(&w.july("run"));
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_assumed_role_streams_between_principals() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(
-        dir.path(),
-        &staging,
-        &source,
+    let w = S3World::new(
         PAYER,
         "periods = 1",
         "role_arn = \"arn:aws:iam::671238551718:role/curflow-read\"\nexternal_id = \"finops-1\"",
-    );
-    generate(&ep, &source, PAYER, (2025, 7), 1, 1000).await;
-    let proxy = FaultProxy::start(&ep, Faults::default());
-    let out = run(curflow_s3(
-        dir.path(),
-        &proxy.endpoint,
-        &task_args("run", &config, PAYER, "2025", "7"),
-    ));
+    )
+    .await;
+    w.generate((2025, 7), 1, 1000).await;
+    let proxy = FaultProxy::start(&w.ep, Faults::default());
+    let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &w.july("run")));
     assert!(out.status.success());
-    assert_mirrored(&c, &source, &staging, (2025, 7)).await;
+    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
     let counts = proxy.counts();
     assert_eq!(
         counts.get("COPY"),
@@ -393,36 +331,26 @@ async fn s3_assumed_role_streams_between_principals() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_multipart_copy_with_lowered_threshold() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(
-        dir.path(),
-        &staging,
-        &source,
+    let w = S3World::new(
         PAYER,
         "periods = 1\nmultipart_threshold_mib = 5\npart_size_mib = 5",
         "",
-    );
+    )
+    .await;
     // No manifest: every .parquet file of the period folder is staged.
     let big: Vec<u8> = (0..12 * 1024 * 1024 + 17)
         .map(|i: u32| (i % 251) as u8)
         .collect();
     let key = "cur2/data/BILLING_PERIOD=2025-07/big.parquet";
-    c.put_object()
-        .bucket(&source)
+    w.c.put_object()
+        .bucket(&w.source)
         .key(key)
         .body(big.clone().into())
         .send()
         .await
         .unwrap();
-    let proxy = FaultProxy::start(&ep, Faults::default());
-    let out = run(curflow_s3(
-        dir.path(),
-        &proxy.endpoint,
-        &task_args("run", &config, PAYER, "2025", "7"),
-    ));
+    let proxy = FaultProxy::start(&w.ep, Faults::default());
+    let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &w.july("run")));
     // The bytes are not Parquet, so analytics refuses them; the copy is what is tested here.
     assert!(
         !stdout(&out).contains("did not verify") && !stdout(&out).contains("could not copy"),
@@ -435,15 +363,15 @@ async fn s3_multipart_copy_with_lowered_threshold() {
         "three UploadPartCopy requests: {:?}",
         proxy.counts()
     );
-    let staged = c
-        .get_object()
-        .bucket(&staging)
-        .key(format!(
-            "staging/year=2025/month=7/payer-{PAYER}/big.parquet"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let staged =
+        w.c.get_object()
+            .bucket(&w.staging)
+            .key(format!(
+                "staging/year=2025/month=7/payer-{PAYER}/big.parquet"
+            ))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(
         staged.body.collect().await.unwrap().into_bytes().as_ref(),
         big.as_slice()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,7 +13,7 @@ use curflow::generate::{GenerateOptions, GenerateReport};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 
-use crate::support::curflow;
+use crate::support::{curflow, run};
 
 /// The S3 server `scripts/test` started.
 pub fn endpoint() -> String {
@@ -203,6 +203,72 @@ pub fn settings(
     );
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// One test's world on the S3 server: its own source and staging buckets, a working
+/// folder, and a [`settings`] file in it for `payer` (with `extra` and `payer_extra`).
+pub struct S3World {
+    /// The one payer.
+    pub payer: String,
+    /// The S3 server's endpoint.
+    pub ep: String,
+    /// A client of it.
+    pub c: Client,
+    /// The source bucket.
+    pub source: String,
+    /// The staging bucket.
+    pub staging: String,
+    /// The working folder (the warehouse is under it).
+    pub dir: tempfile::TempDir,
+    /// The settings file's path.
+    pub config: String,
+}
+
+impl S3World {
+    pub async fn new(payer: &str, extra: &str, payer_extra: &str) -> Self {
+        let ep = endpoint();
+        let c = client(&ep);
+        let (source, staging) = (bucket(&c, "src").await, bucket(&c, "stg").await);
+        let dir = tempfile::tempdir().unwrap();
+        let config = settings(dir.path(), &staging, &source, payer, extra, payer_extra);
+        Self {
+            payer: payer.to_owned(),
+            ep,
+            c,
+            source,
+            staging,
+            dir,
+            config,
+        }
+    }
+
+    /// [`generate`] a delivery of the payer's `period` into the source bucket.
+    pub async fn generate(
+        &self,
+        period: (i32, u32),
+        delivery: u32,
+        rows_per_file: u64,
+    ) -> GenerateReport {
+        generate(
+            &self.ep,
+            &self.source,
+            &self.payer,
+            period,
+            delivery,
+            rows_per_file,
+        )
+        .await
+    }
+
+    /// `curflow` with `args` in the working folder, reaching the S3 server; its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(curflow_s3(self.dir.path(), &self.ep, args))
+    }
+
+    /// [`task_args`] of the payer's July 2025 with this settings file.
+    pub fn july<'a>(&'a self, command: &'a str) -> Vec<&'a str> {
+        task_args(command, &self.config, &self.payer, "2025", "7")
+    }
 }
 
 /// The binary, reaching S3 at `endpoint` with the test server's credentials.

@@ -78,14 +78,12 @@ pub fn python(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// A one-payer setup in `dir`: a generated July (3,000 rows) under `source/`, and settings
-/// (returned: their path) with staging and warehouse under `dir`.
-pub fn one_payer_july(dir: &Path, payer: &str) -> String {
-    let source = dir.join("source");
-    let generate = [
+/// `curflow generate` of `payer`'s July 2025, `rows` rows, into the folder `out`.
+pub fn generate_july(dir: &Path, out: &Path, payer: &str, rows: &str) {
+    let args = [
         "generate",
         "--out",
-        source.to_str().unwrap(),
+        out.to_str().unwrap(),
         "--payer",
         payer,
         "--year",
@@ -93,11 +91,18 @@ pub fn one_payer_july(dir: &Path, payer: &str) -> String {
         "--month",
         "7",
         "--rows",
-        "3000",
+        rows,
         "--seed",
         "7",
     ];
-    assert_eq!(run(curflow(dir, &generate)).status.code(), Some(0));
+    assert_eq!(run(curflow(dir, &args)).status.code(), Some(0), "generate");
+}
+
+/// A one-payer setup in `dir`: a generated July (3,000 rows) under `source/`, and settings
+/// (returned: their path) with staging and warehouse under `dir`.
+pub fn one_payer_july(dir: &Path, payer: &str) -> String {
+    let source = dir.join("source");
+    generate_july(dir, &source, payer, "3000");
     let settings = dir.join("curflow.toml");
     std::fs::write(
         &settings,
