@@ -26,7 +26,7 @@ pub enum RegistryError {
 
 fn warehouse(settings: &Settings) -> Result<Embedded, RegistryError> {
     match &settings.warehouse {
-        WarehouseSettings::Embedded { dir } => Ok(Embedded::new(Location::open(dir, None)?)),
+        WarehouseSettings::Embedded { dir, .. } => Ok(Embedded::new(Location::open(dir, None)?)),
         WarehouseSettings::Snowflake(_) => Err(RegistryError::Snowflake),
     }
 }

@@ -55,8 +55,8 @@ pub async fn run(
     mode: Mode,
 ) -> Result<RunReport, SetupError> {
     match &settings.warehouse {
-        WarehouseSettings::Embedded { dir } => {
-            let warehouse = Embedded::new(Location::open(dir, None)?);
+        WarehouseSettings::Embedded { dir, keep_replaced } => {
+            let warehouse = Embedded::new(Location::open(dir, None)?).keep_replaced(*keep_replaced);
             run_with(&warehouse, task, settings, mode).await
         }
         WarehouseSettings::Snowflake(snowflake) => {

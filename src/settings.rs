@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use crate::payers::PayerConfig;
 use crate::secrets::SecretSetting;
 use crate::storage::{Access, RetryPolicy, StoreUrl, Transfer};
+use crate::warehouse::DEFAULT_KEEP_REPLACED;
 
 /// The profile that exists without a settings file.
 pub const LOCAL_PROFILE: &str = "local";
@@ -85,6 +86,9 @@ pub enum WarehouseSettings {
     Embedded {
         /// Where the final tables live.
         dir: StoreUrl,
+        /// How long files a run replaced in a final table stay before a later run deletes
+        /// them (readers that started earlier, time travel).
+        keep_replaced: Duration,
     },
     /// Snowflake over the SQL API; final tables in its database and schema.
     Snowflake(Box<crate::warehouse::snowflake::SnowflakeSettings>),
@@ -202,6 +206,9 @@ struct Profile {
     /// URL or directory of the embedded warehouse's final tables. Required except in
     /// `local` (default `./curflow-data/warehouse`).
     warehouse_dir: Option<String>,
+    /// How long files a run replaced in a final table stay (`0s`, `12h`, `7d`), 0s-365d.
+    /// Default: `7d`.
+    keep_replaced: Option<String>,
     /// Objects copied in parallel, 1–1024. Default: 16.
     #[serde(default, deserialize_with = "lenient")]
     concurrency: Option<u64>,
@@ -331,7 +338,7 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-/// `500ms`, `2s`, `1m`, `1h` → a duration.
+/// `500ms`, `2s`, `1m`, `1h`, `7d` → a duration.
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -342,6 +349,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "s" => Some(Duration::from_secs(n)),
         "m" => n.checked_mul(60).map(Duration::from_secs),
         "h" => n.checked_mul(3600).map(Duration::from_secs),
+        "d" => n.checked_mul(86_400).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -554,6 +562,18 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
                 p.warehouse_dir,
                 default_local_warehouse_dir,
             )?,
+            keep_replaced: match &p.keep_replaced {
+                None => DEFAULT_KEEP_REPLACED,
+                Some(text) => parse_duration(text)
+                    .filter(|d| *d <= Duration::from_secs(365 * 86_400))
+                    .ok_or_else(|| {
+                        invalid(
+                            "keep_replaced",
+                            &format!("\"{text}\""),
+                            "must be a duration such as 0s, 12h or 7d, at most 365d",
+                        )
+                    })?,
+            },
         },
         WarehouseKind::Snowflake => {
             if !staging.as_str().starts_with("s3://") {
@@ -835,6 +855,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("env \"prod\""), "{err}");
+    }
+
+    /// The documented example is a valid settings file, and says what the defaults are.
+    #[test]
+    fn the_example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("curflow.example.toml");
+        let source = SettingsSource {
+            file: Some(path),
+            vars: Vec::new(),
+        };
+        for profile in ["local", "prod"] {
+            let settings = source
+                .load(profile)
+                .unwrap_or_else(|e| panic!("[{profile}] of curflow.example.toml: {e}"));
+            assert!(!settings.payers.is_empty(), "[{profile}]");
+        }
+        let local = source.load("local").unwrap();
+        let WarehouseSettings::Embedded { keep_replaced, .. } = local.warehouse else {
+            panic!("the example's local profile is embedded");
+        };
+        assert_eq!(keep_replaced, DEFAULT_KEEP_REPLACED);
+    }
+
+    #[test]
+    fn keep_replaced_is_a_bounded_duration() {
+        for (text, expected) in [
+            ("0s", Some(0)),
+            ("36h", Some(129_600)),
+            ("2d", Some(172_800)),
+        ] {
+            let (_dir, src) = with_file(&format!("[local]\nkeep_replaced = \"{text}\"\n"), &[]);
+            let keep = match src.load("local").unwrap().warehouse {
+                WarehouseSettings::Embedded { keep_replaced, .. } => keep_replaced.as_secs(),
+                WarehouseSettings::Snowflake(_) => unreachable!("local is embedded"),
+            };
+            assert_eq!(Some(keep), expected, "{text}");
+        }
+        for text in ["forever", "366d", "-1s"] {
+            let (_dir, src) = with_file(&format!("[local]\nkeep_replaced = \"{text}\"\n"), &[]);
+            let err = src.load("local").unwrap_err().to_string();
+            assert!(err.contains("keep_replaced") && err.contains(text), "{err}");
+        }
     }
 
     #[test]

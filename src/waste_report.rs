@@ -58,7 +58,7 @@ pub async fn run(
     html: &Path,
 ) -> Result<String, ReportError> {
     let warehouse = match &settings.warehouse {
-        WarehouseSettings::Embedded { dir } => Embedded::new(Location::open(dir, None)?),
+        WarehouseSettings::Embedded { dir, .. } => Embedded::new(Location::open(dir, None)?),
         WarehouseSettings::Snowflake(_) => return Err(ReportError::Snowflake),
     };
     let breakdown = warehouse.breakdown(payer, period).await?;

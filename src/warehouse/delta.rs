@@ -12,6 +12,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::{Expr, col, lit};
 use deltalake::kernel::transaction::TransactionError;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
@@ -174,6 +175,32 @@ pub async fn delete_where(
         table.delete().with_predicate(predicate).await?;
     }
     Ok(())
+}
+
+/// Deletes the data files that commits to table `name` replaced more than `keep` ago, and
+/// returns how many. This is Delta's vacuum in its lite mode: it deletes only files the
+/// log marks as removed, never a file another writer has written but not committed yet,
+/// so it is safe while other runs write. Files of a run killed before its commit are not
+/// in the log and stay.
+pub async fn remove_replaced(
+    dir: &Location,
+    name: &str,
+    keep: std::time::Duration,
+) -> Result<usize, DeltaTableError> {
+    let Some(table) = load(dir, name).await? else {
+        return Ok(0);
+    };
+    let keep =
+        chrono::Duration::from_std(keep).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    // The table's own minimum (delta.deletedFileRetentionDuration, a week unless set) is
+    // not enforced: `keep_replaced` in the settings is the operator's decision.
+    let (_, metrics) = table
+        .vacuum()
+        .with_mode(VacuumMode::Lite)
+        .with_retention_period(keep)
+        .with_enforce_retention_duration(false)
+        .await?;
+    Ok(metrics.files_deleted.len())
 }
 
 /// A DataFusion table provider over the latest version of table `name`, if it exists.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::compute::{cast, concat_batches};
@@ -40,7 +41,13 @@ const CUR_TABLE: &str = "cur_line_items";
 #[derive(Debug, Clone)]
 pub struct Embedded {
     dir: Location,
+    keep_replaced: Duration,
 }
+
+/// How long files a run replaced in a final table stay, unless the settings say otherwise:
+/// Delta's own default, long enough for any reader that started before the replacement
+/// and for a week of time travel.
+pub const DEFAULT_KEEP_REPLACED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A DataFusion session holding one staged payer-period as `cur_line_items`.
 pub struct EmbeddedTable {
@@ -51,7 +58,17 @@ pub struct EmbeddedTable {
 impl Embedded {
     /// A warehouse whose final tables live under `dir`.
     pub fn new(dir: Location) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            keep_replaced: DEFAULT_KEEP_REPLACED,
+        }
+    }
+
+    /// Files a run replaces in the final tables are deleted by the first run that publishes
+    /// the table after `keep` has passed (see [`delta::remove_replaced`]).
+    pub fn keep_replaced(mut self, keep: Duration) -> Self {
+        self.keep_replaced = keep;
+        self
     }
 
     /// The latest version of final table `name` (see [`tables`]), for readers such as
@@ -586,6 +603,17 @@ impl Warehouse for Embedded {
             }
         }
         outcome.totals = Some(totals);
+        for name in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+            // Without this every run would leave its replaced files behind for ever. A
+            // failure costs storage, not data: logged, and the next run tries again.
+            match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {
+                Ok(0) => {}
+                Ok(files) => tracing::info!(table = name, files, "removed files replaced earlier"),
+                Err(error) => {
+                    tracing::warn!(table = name, error = %error, "could not remove replaced files; the next run tries again")
+                }
+            }
+        }
         Ok(outcome)
     }
 }

@@ -14,7 +14,7 @@ pub mod tables;
 
 use std::future::Future;
 
-pub use embedded::Embedded;
+pub use embedded::{DEFAULT_KEEP_REPLACED, Embedded};
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError, render};
 pub use snowflake::Snowflake;

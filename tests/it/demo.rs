@@ -5,7 +5,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::support::{curflow, final_tables, query, read_outside, run};
+use crate::support::{curflow, final_tables, generate_july, query, read_outside, run};
 
 const PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
 
@@ -226,24 +226,8 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     // A restatement: AWS re-delivers July for the first payer with different data and new
     // file names. The staged period and the final tables hold the new delivery only.
     let source = data.join(format!("sources/payer-{}/cur2", PAYERS[0]));
-    let regenerate = [
-        "generate",
-        "--out",
-        source.to_str().unwrap(),
-        "--payer",
-        PAYERS[0],
-        "--year",
-        "2025",
-        "--month",
-        "7",
-        "--rows",
-        "5000",
-        "--seed",
-        "99",
-        "--delivery",
-        "2",
-    ];
-    assert_eq!(run(curflow(dir.path(), &regenerate)).status.code(), Some(0));
+    let restated = ["--rows", "5000", "--seed", "99", "--delivery", "2"];
+    generate_july(dir.path(), &source, PAYERS[0], &restated);
     let mut all = vec!["run"];
     all.extend(&args);
     let restated = run(curflow(dir.path(), &all));
@@ -322,8 +306,18 @@ fn july_waste(summary: &str, payer: &str) -> (String, String) {
 
 /// A session with the final tables (through Delta) and every ground truth file registered.
 async fn tables_and_truth(data: &std::path::Path) -> SessionContext {
+    tables_and_truth_in(&data.join("warehouse"), &data.join("sources"), 6).await
+}
+
+/// [`tables_and_truth`] for the final tables under `warehouse` and the `payer_periods`
+/// ground truth files under `sources`.
+pub(crate) async fn tables_and_truth_in(
+    warehouse: &std::path::Path,
+    sources: &std::path::Path,
+    payer_periods: usize,
+) -> SessionContext {
     let ctx = SessionContext::new();
-    let warehouse = final_tables(&data.join("warehouse"));
+    let warehouse = final_tables(warehouse);
     for table in ["ri_wastage_hourly", "sp_wastage_hourly"] {
         let provider = warehouse
             .final_table(table)
@@ -331,11 +325,15 @@ async fn tables_and_truth(data: &std::path::Path) -> SessionContext {
             .unwrap()
             .expect("final table exists");
         ctx.register_table(table, provider).unwrap();
-        let files: Vec<String> = walk(&data.join("sources"))
+        let files: Vec<String> = walk(sources)
             .into_iter()
             .filter(|p| p.ends_with(&format!("{table}.parquet")) && p.contains("ground-truth"))
             .collect();
-        assert_eq!(files.len(), 6, "ground truth for 3 payers x 2 months");
+        assert_eq!(
+            files.len(),
+            payer_periods,
+            "one ground truth per payer-period"
+        );
         let df = ctx
             .read_parquet(files, ParquetReadOptions::default())
             .await

@@ -10,6 +10,7 @@ mod legacy;
 mod ops;
 mod payers;
 mod progress;
+mod retention;
 mod s3;
 mod s3_support;
 mod schema_drift;

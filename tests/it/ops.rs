@@ -61,7 +61,7 @@ impl Fixture {
     fn with_staging(extra: &str, staging: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("sources/cur2");
-        generate_july(dir.path(), &source, PAYER, "1500");
+        generate_july(dir.path(), &source, PAYER, &["--rows", "1500"]);
         let staging = staging.map_or_else(|| dir.path().join("staging"), Path::to_path_buf);
         let config = dir.path().join("ops.toml");
         let text = format!(

@@ -13,7 +13,7 @@ const PAYER: &str = "385920174463";
 async fn payers_added_to_the_table_are_run_and_removed_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
-    generate_july(dir.path(), &source, PAYER, "3000");
+    generate_july(dir.path(), &source, PAYER, &["--rows", "3000"]);
     let settings = dir.path().join("curflow.toml");
     std::fs::write(
         &settings,

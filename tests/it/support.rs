@@ -78,9 +78,10 @@ pub fn python(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// `curflow generate` of `payer`'s July 2025, `rows` rows, into the folder `out`.
-pub fn generate_july(dir: &Path, out: &Path, payer: &str, rows: &str) {
-    let args = [
+/// `curflow generate` of `payer`'s July 2025 into the folder `out`, with `options`
+/// (`--rows`, `--seed`, `--delivery`).
+pub fn generate_july(dir: &Path, out: &Path, payer: &str, options: &[&str]) {
+    let mut args = vec![
         "generate",
         "--out",
         out.to_str().unwrap(),
@@ -90,11 +91,8 @@ pub fn generate_july(dir: &Path, out: &Path, payer: &str, rows: &str) {
         "2025",
         "--month",
         "7",
-        "--rows",
-        rows,
-        "--seed",
-        "7",
     ];
+    args.extend_from_slice(options);
     assert_eq!(run(curflow(dir, &args)).status.code(), Some(0), "generate");
 }
 
@@ -102,7 +100,7 @@ pub fn generate_july(dir: &Path, out: &Path, payer: &str, rows: &str) {
 /// (returned: their path) with staging and warehouse under `dir`.
 pub fn one_payer_july(dir: &Path, payer: &str) -> String {
     let source = dir.join("source");
-    generate_july(dir, &source, payer, "3000");
+    generate_july(dir, &source, payer, &["--rows", "3000", "--seed", "7"]);
     let settings = dir.join("curflow.toml");
     std::fs::write(
         &settings,
