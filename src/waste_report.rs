@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::report::render_html;
+use crate::report::{dollars, render_html};
 use crate::settings::{Settings, WarehouseSettings};
 use crate::storage::{Location, StorageError};
 use crate::task::{BillingPeriod, PayerId};
@@ -77,22 +77,22 @@ pub async fn run(
 
 fn render_text(b: &WasteBreakdown, html: &Path) -> String {
     let mut out = String::new();
-    let dollars = |v: f64| format!("${v:>12.2}");
+    let column = |v: f64| format!("{:>13}", dollars(v));
     let _ = writeln!(
         out,
-        "Commitment waste, payer {}, {}: ${:.2} (Reserved Instances ${:.2}, Savings Plans ${:.2})",
+        "Commitment waste, payer {}, {}: {} (Reserved Instances {}, Savings Plans {})",
         b.payer,
         b.period,
-        b.ri_unused_cost + b.sp_unused_cost,
-        b.ri_unused_cost,
-        b.sp_unused_cost
+        dollars(b.ri_unused_cost + b.sp_unused_cost),
+        dollars(b.ri_unused_cost),
+        dollars(b.sp_unused_cost)
     );
     let _ = writeln!(out, "Top commitments:");
     for c in &b.top_commitments {
         let _ = writeln!(
             out,
             "  {}  {}  {}",
-            dollars(c.unused_cost),
+            column(c.unused_cost),
             c.kind.to_uppercase(),
             c.arn
         );
@@ -101,11 +101,11 @@ fn render_text(b: &WasteBreakdown, html: &Path) -> String {
     for a in b.applications.iter().take(10) {
         let _ = writeln!(
             out,
-            "  {}  {} (RI ${:.2}, SP ${:.2})",
-            dollars(a.ri_unused_cost + a.sp_unused_cost),
+            "  {}  {} (RI {}, SP {})",
+            column(a.ri_unused_cost + a.sp_unused_cost),
             a.application,
-            a.ri_unused_cost,
-            a.sp_unused_cost
+            dollars(a.ri_unused_cost),
+            dollars(a.sp_unused_cost)
         );
     }
     let _ = writeln!(out, "HTML report: {}", html.display());

@@ -36,6 +36,18 @@ fn money(amount: f64) -> String {
     super::summary::dollars(amount)
 }
 
+/// The smallest round amount (1, 2, 2.5 or 5 times a power of ten, at least a cent) not
+/// below `at_least`: gridlines at $50 steps read at a glance, at $37.90 steps they do not.
+fn tick_step(at_least: f64) -> f64 {
+    let at_least = at_least.max(0.01);
+    let power = 10_f64.powf(at_least.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= at_least * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
+}
+
 /// Waste per application and day over the month, as stacked SVG bars: a month of hourly
 /// lines is too dense to read, a day per bar shows when and for whom commitments idled.
 fn daily_chart(b: &WasteBreakdown) -> String {
@@ -57,12 +69,15 @@ fn daily_chart(b: &WasteBreakdown) -> String {
         .fold(0.0_f64, f64::max)
         .max(0.01);
     let slot = (width - left - 10.0) / days as f64;
-    let y = |v: f64| (height - bottom) - (height - bottom - 10.0) * v / peak;
+    let step = tick_step(peak / 4.0);
+    let ticks = (peak / step).ceil().max(1.0);
+    let top = step * ticks;
+    let y = |v: f64| (height - bottom) - (height - bottom - 10.0) * v / top;
     let mut svg = format!(
         "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Daily waste per application\">"
     );
-    for step in 0..=4 {
-        let value = peak * f64::from(step) / 4.0;
+    for tick in 0..=ticks as u32 {
+        let value = step * f64::from(tick);
         let _ = write!(
             svg,
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" class=\"grid\"/><text x=\"{}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"end\">{}</text>",
@@ -217,6 +232,21 @@ pub fn render_html(b: &WasteBreakdown) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gridlines_fall_on_round_amounts() {
+        for (at_least, step) in [
+            (37.9, 50.0),
+            (75.81 / 4.0, 20.0),
+            (151.62 / 4.0, 50.0),
+            (2.0, 2.0),
+            (0.3, 0.5),
+            (1234.0, 2000.0),
+            (0.0, 0.01),
+        ] {
+            assert_eq!(tick_step(at_least), step, "{at_least}");
+        }
+    }
 
     #[test]
     fn outside_text_is_escaped() {

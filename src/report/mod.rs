@@ -12,6 +12,7 @@ mod summary;
 pub use html::render_html;
 pub use metrics::MetricsError;
 pub use notify::{NotifyError, notification_body};
+pub(crate) use summary::dollars;
 pub use summary::render_summary;
 
 use std::time::Duration;

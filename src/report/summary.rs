@@ -22,7 +22,7 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 /// Dollars with cents and thousands separators: $12,345.67.
-pub(super) fn dollars(amount: f64) -> String {
+pub(crate) fn dollars(amount: f64) -> String {
     let cents = (amount * 100.0).round() as i64;
     let (sign, cents) = if cents < 0 {
         ("-", -cents)

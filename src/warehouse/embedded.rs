@@ -155,14 +155,24 @@ impl Embedded {
                         .await
                 }
             };
+            // The total as the run's summary computed it (same rows, same order-free sum),
+            // so that the report and the summary never differ in the last cent.
+            let costs = rows
+                .clone()
+                .select(vec![col("unused_cost")])
+                .map_err(read_failed(table))?
+                .collect()
+                .await
+                .map_err(read_failed(table))?;
+            let total = float_sum(&costs, "unused_cost");
+            if kind == "ri" {
+                out.ri_unused_cost = total;
+            } else {
+                out.sp_unused_cost = total;
+            }
             for (name, cost) in
                 text_and_cost(&grouped(vec![arn]).await.map_err(read_failed(table))?)
             {
-                if kind == "ri" {
-                    out.ri_unused_cost += cost;
-                } else {
-                    out.sp_unused_cost += cost;
-                }
                 out.top_commitments.push(CommitmentWaste {
                     kind,
                     arn: name,
@@ -323,18 +333,18 @@ fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::
     chrono::DateTime::from_timestamp_micros(micros.value(0))
 }
 
-/// The sum of a Float64 column, the same for the same values in any row order. The engine
-/// writes rows in whatever order its partitions finish, and a float sum taken in that order
-/// could differ in the last cent between two runs over the same data; summing the values
-/// in sorted order gives every run the same total.
-fn float_sum(batch: &RecordBatch, column: &str) -> f64 {
-    let Some(values) = batch
-        .column_by_name(column)
-        .and_then(|c| c.as_primitive_opt::<Float64Type>())
-    else {
-        return 0.0;
-    };
-    let mut values: Vec<f64> = values.iter().flatten().collect();
+/// The sum of a Float64 column over `batches`, the same for the same values in any row
+/// order. The engine produces rows in whatever order its partitions finish, and a float
+/// sum taken in that order could differ in the last cent between two runs over the same
+/// data (synthetic and real prices often total exactly half a cent); summing the values in
+/// sorted order gives every run, and the report, the same total.
+fn float_sum(batches: &[RecordBatch], column: &str) -> f64 {
+    let mut values: Vec<f64> = batches
+        .iter()
+        .filter_map(|b| b.column_by_name(column))
+        .filter_map(|c| c.as_primitive_opt::<Float64Type>())
+        .flat_map(|values| values.iter().flatten())
+        .collect();
     values.sort_unstable_by(f64::total_cmp);
     values.into_iter().sum()
 }
@@ -593,11 +603,13 @@ impl Warehouse for Embedded {
             match name {
                 RI_WASTAGE => {
                     totals.ri_rows = written.num_rows();
-                    totals.ri_unused_cost = float_sum(&written, "unused_cost");
+                    totals.ri_unused_cost =
+                        float_sum(std::slice::from_ref(&written), "unused_cost");
                 }
                 SP_WASTAGE => {
                     totals.sp_rows = written.num_rows();
-                    totals.sp_unused_cost = float_sum(&written, "unused_cost");
+                    totals.sp_unused_cost =
+                        float_sum(std::slice::from_ref(&written), "unused_cost");
                 }
                 _ => totals.mismatches = mismatches(&written),
             }
@@ -638,7 +650,7 @@ mod tests {
         let total = |values: Vec<f64>| {
             let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Float64, true)]));
             let column: ArrayRef = Arc::new(Float64Array::from(values));
-            float_sum(&RecordBatch::try_new(schema, vec![column]).unwrap(), "c")
+            float_sum(&[RecordBatch::try_new(schema, vec![column]).unwrap()], "c")
         };
         // Summed in the order given, these come to 1.1 and 0.1.
         let first = total(vec![1e16, -1e16, 1.0, 0.1]);

@@ -215,6 +215,10 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     );
     let (ri, sp) = july_waste(&first_summary, PAYERS[1]);
     assert!(
+        text.contains(&format!("(Reserved Instances {ri}, Savings Plans {sp})")),
+        "the text report's totals are the run's: {text}"
+    );
+    assert!(
         page.contains(&format!("Reserved Instances {ri}")),
         "RI total {ri} as in the run's summary"
     );
