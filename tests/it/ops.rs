@@ -422,6 +422,37 @@ async fn the_profiles_vhost_replaces_the_urls() {
     rabbitmqctl(&["delete_vhost", &vhost]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metrics_failure_is_logged_and_not_fatal() {
+    let routing_key = unique("ops.metrics-down");
+    let queue = Queue::bind(&routing_key).await;
+    let notify = notify_toml("{ env = \"OPS_AMQP_URL\" }", &routing_key, 1, "10ms");
+    let fixture = Fixture::new(&format!(
+        "{notify}\n[ops.metrics]\nkind = \"cloudwatch\"\nnamespace = \"curflow-test\"\n"
+    ));
+    let mut cmd = fixture.command();
+    // CloudWatch is unreachable; the staging and sources are local folders.
+    cmd.env("OPS_AMQP_URL", required_env("TEST_AMQP_URL")).env(
+        "AWS_ENDPOINT_URL",
+        format!("http://127.0.0.1:{}", dead_port()),
+    );
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "metrics never decide the exit code"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metrics not sent") && stderr.contains("cloudwatch:PutMetricData"),
+        "the failure is logged with what to grant: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status: success"));
+    let messages = queue.drain().await;
+    assert_eq!(messages.len(), 1, "the notification still goes out");
+    assert_eq!(messages[0].0["status"], "success");
+}
+
 /// Forwards every connection to `port` to the broker at `target`, from now on.
 fn forward(listener: TcpListener, target: String) {
     std::thread::spawn(move || {
