@@ -379,10 +379,10 @@ fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
         .collect()
 }
 
-/// Finds the first column whose type differs between two staged files, as
-/// "column X is Utf8 in a.parquet but Int64 in b.parquet". `None` when there is none (or
-/// the files cannot be read one by one either).
-async fn type_conflict(ctx: &SessionContext, staged: &StagedPeriod) -> Option<String> {
+/// Why the staged files cannot be read as one table, file by file: the first that is not
+/// readable Parquet, or the first column whose type differs between two files ("column X
+/// is Utf8 in a.parquet but Int64 in b.parquet"). `None` when neither is found.
+async fn unreadable_delivery(ctx: &SessionContext, staged: &StagedPeriod) -> Option<String> {
     let (store, prefix) = staged.location.store();
     let mut files: Vec<ObjectMeta> = store.list(Some(&prefix)).try_collect().await.ok()?;
     files.retain(|f| f.location.as_ref().ends_with(".parquet"));
@@ -390,11 +390,19 @@ async fn type_conflict(ctx: &SessionContext, staged: &StagedPeriod) -> Option<St
     let format = ParquetFormat::default();
     let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
     for file in files {
-        let schema = format
+        let name = file.location.filename().unwrap_or_default().to_owned();
+        let schema = match format
             .infer_schema(&ctx.state(), &store, std::slice::from_ref(&file))
             .await
-            .ok()?;
-        let name = file.location.filename().unwrap_or_default().to_owned();
+        {
+            Ok(schema) => schema,
+            Err(e) => {
+                return Some(format!(
+                    "{name} is not readable Parquet ({}); the source holds it so, and runs fail on this period until AWS delivers it again",
+                    e.strip_backtrace()
+                ));
+            }
+        };
         for field in schema.fields() {
             match seen.get(field.name()) {
                 Some((data_type, first)) if data_type != field.data_type() => {
@@ -517,8 +525,9 @@ impl Warehouse for Embedded {
             .await
         {
             // Files of different deliveries may differ in columns; DataFusion unifies them
-            // by name (a missing column reads as null). Only a type conflict fails: name it.
-            let reason = match type_conflict(&ctx, staged).await {
+            // by name (a missing column reads as null). A type conflict or a file that is not
+            // Parquet fails: name it.
+            let reason = match unreadable_delivery(&ctx, staged).await {
                 Some(conflict) => conflict,
                 None => e.to_string(),
             };

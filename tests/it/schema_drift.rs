@@ -1,4 +1,5 @@
-//! Files of one delivery that differ in columns: unified by name, or refused by name.
+//! Files of one delivery that differ in columns, or are not Parquet at all: unified by
+//! name, or refused by name.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::support::{curflow, one_payer_july, run};
+use crate::support::{curflow, generate_july, one_payer_july, run};
 
 pub const PAYER: &str = "671238551718";
 
@@ -40,6 +41,17 @@ pub fn run_july(dir: &Path, settings: &str) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Runs July, which must fail; the summary's line for the failed period.
+fn failed_july(dir: &Path, settings: &str) -> String {
+    let (code, summary) = run_july(dir, settings);
+    assert_eq!(code, Some(1), "{summary}");
+    summary
+        .lines()
+        .find(|l| l.contains("FAILED:"))
+        .expect("a failed period")
+        .to_owned()
 }
 
 /// The summary's "RI waste $… SP waste $…" line.
@@ -108,13 +120,38 @@ fn a_type_conflict_names_the_file_and_column() {
             ),
         ],
     );
-    let (code, summary) = run_july(dir.path(), &settings);
-    assert_eq!(code, Some(1), "{summary}");
-    let failed = summary
-        .lines()
-        .find(|l| l.contains("FAILED:"))
-        .expect("a failed period");
+    let failed = failed_july(dir.path(), &settings);
     assert!(failed.contains("line_item_usage_amount"), "{failed}");
     assert!(failed.contains("cur2-001-00002.snappy.parquet"), "{failed}");
     assert!(failed.contains("cur2-001-00001.snappy.parquet"), "{failed}");
+}
+
+#[test]
+fn a_corrupt_file_is_named_and_a_new_delivery_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let name = "cur2-001-00001.snappy.parquet";
+    let file = dir
+        .path()
+        .join("source/data/BILLING_PERIOD=2025-07")
+        .join(name);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let failed = failed_july(dir.path(), &settings);
+    assert!(
+        failed.contains(name) && failed.contains("not readable Parquet"),
+        "{failed}"
+    );
+
+    // AWS delivers the period again: the run stages it and the analytics succeed.
+    let source = dir.path().join("source");
+    generate_july(
+        dir.path(),
+        &source,
+        PAYER,
+        &["--rows", "3000", "--delivery", "2"],
+    );
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(summary.contains("RI waste $"), "{summary}");
 }
