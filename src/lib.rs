@@ -58,7 +58,8 @@ impl Error {
     /// True when the input or configuration was wrong and nothing was changed.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Task(_) | Error::Settings(_) | Error::Setup(_) => true,
+            Error::Task(_) | Error::Settings(_) => true,
+            Error::Setup(e) => e.is_bad_input(),
             Error::Storage(e) => matches!(e, storage::StorageError::BadUrl { .. }),
             Error::Demo(demo::DemoError::Task(_) | demo::DemoError::Settings(_)) => true,
             Error::Registry(payer_registry::RegistryError::Warehouse(

@@ -31,6 +31,19 @@ pub enum SetupError {
     Warehouse(#[from] WarehouseError),
 }
 
+impl SetupError {
+    /// Whether the task or settings must change (exit 2), rather than the run having
+    /// failed at run time (a service could not be reached: the fatal path, exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            // Opening a store is local (a URL, a region, the environment); nothing is
+            // asked of a server before the first read.
+            SetupError::NotConfigured(_) | SetupError::Storage(_) => true,
+            SetupError::Warehouse(e) => !matches!(e, WarehouseError::Request(_)),
+        }
+    }
+}
+
 /// Whether to change anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

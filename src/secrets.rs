@@ -120,13 +120,21 @@ pub enum SecretError {
     },
     /// Secrets Manager refused or failed the request.
     #[error(
-        "cannot read secret \"{secret}\" from AWS Secrets Manager: {message}; the task role needs secretsmanager:GetSecretValue on it"
+        "cannot read secret \"{secret}\" from AWS Secrets Manager: {message}; {}",
+        if *transient {
+            "the service did not answer or failed; a later run retries"
+        } else {
+            "the task role needs secretsmanager:GetSecretValue on it"
+        }
     )]
     SecretsManager {
         /// The secret's name or ARN.
         secret: String,
         /// The service's error, without the value.
         message: String,
+        /// The service could not be reached, timed out, throttled or failed by itself: the
+        /// same settings may work a moment later.
+        transient: bool,
     },
     /// The secret has no text value, is not a JSON object, or lacks the key.
     #[error("secret \"{secret}\": {problem}")]
@@ -185,6 +193,41 @@ impl SecretRef {
     }
 }
 
+impl SecretError {
+    /// Whether reading the secret again later may succeed with the same settings (a
+    /// failure of the service or the network, not of the settings or permissions).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SecretError::SecretsManager {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Whether a GetSecretValue failure is the service's or the network's rather than the
+/// request's: no answer, a timeout, throttling, or the service's own internal error.
+fn is_transient(
+    error: &aws_sdk_secretsmanager::error::SdkError<
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+    >,
+) -> bool {
+    use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            matches!(service.err(), GetSecretValueError::InternalServiceError(_))
+                || service.err().code() == Some("ThrottlingException")
+        }
+        _ => false,
+    }
+}
+
 /// The text value of a Secrets Manager secret.
 async fn secrets_manager_value(secret: &str, region: Option<&str>) -> Result<Secret, SecretError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -200,6 +243,7 @@ async fn secrets_manager_value(secret: &str, region: Option<&str>) -> Result<Sec
         .map_err(|e| SecretError::SecretsManager {
             secret: secret.to_owned(),
             message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            transient: is_transient(&e),
         })?;
     output
         .secret_string()

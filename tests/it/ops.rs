@@ -366,6 +366,58 @@ fn logs_are_json_lines_by_default_in_prod_when_not_on_a_terminal() {
     assert_json_lines_name_the_period(&logs("prod", &prod));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_secrets_manager_takes_the_fatal_path() {
+    // The Snowflake key is kept in Secrets Manager, which does not answer: the run cannot
+    // start, through no fault of its settings. Fatal path, not "bad settings".
+    let routing_key = unique("ops.fatal");
+    let queue = Queue::bind(&routing_key).await;
+    let notify = notify_toml("{ env = \"OPS_AMQP_URL\" }", &routing_key, 1, "10ms");
+    let fixture = Fixture::new(&format!(
+        "{notify}\n[ops.metrics]\nkind = \"emf\"\n\n[ops.snowflake]\naccount = \"xy12345.us-east-1\"\n\
+         user = \"curflow\"\nrole = \"CURFLOW\"\nwarehouse = \"CURFLOW_WH\"\ndatabase = \"FINOPS\"\n\
+         schema = \"CUR\"\nstorage_integration = \"CURFLOW_S3\"\n\
+         private_key = {{ secret = \"prod/curflow/snowflake\", key = \"private_key\" }}\n"
+    ));
+    let mut cmd = fixture.command();
+    cmd.env("OPS_AMQP_URL", required_env("TEST_AMQP_URL"))
+        .env("CURFLOW_WAREHOUSE", "snowflake")
+        .env("CURFLOW_STAGING", "s3://curflow-never-touched/staging")
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", dead_port()),
+        );
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains("prod/curflow/snowflake")
+            && errors[0].contains("Secrets Manager")
+            && errors[0].contains("a later run retries"),
+        "{}",
+        errors[0]
+    );
+    let run_line = emf(&out, &["Env"]);
+    assert_eq!(run_line["FatalError"], 1.0);
+    assert_eq!(run_line["TaskCompleted"], 0.0);
+    let messages = queue.drain().await;
+    assert_eq!(messages.len(), 1);
+    let body = &messages[0].0;
+    assert_eq!(body["status"], "failed");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("prod/curflow/snowflake")),
+        "{body}"
+    );
+    assert_eq!(body["periods"], serde_json::json!([]));
+}
+
 /// Every line of `logs` is a JSON object, and one has the fields `payer` and `period` of
 /// the fixture's payer-period.
 fn assert_json_lines_name_the_period(logs: &str) {

@@ -23,6 +23,7 @@ use super::{
     WasteTotals, render, statement_name,
 };
 use crate::payers::PayerConfig;
+use crate::secrets::SecretError;
 use crate::storage::RetryPolicy;
 use crate::task::PayerId;
 
@@ -67,6 +68,17 @@ impl From<SqlApiError> for WarehouseError {
     }
 }
 
+/// A credential that could not be read: a request failure when Secrets Manager itself
+/// failed (the run takes the fatal path and the next one may succeed), else a credentials
+/// error (the settings must change).
+fn secret_unread(message: String, error: &SecretError) -> WarehouseError {
+    if error.is_transient() {
+        WarehouseError::Request(message)
+    } else {
+        WarehouseError::Credentials(message)
+    }
+}
+
 impl Snowflake {
     /// Reads the credential and prepares the client. Errors (exit 2, nothing touched) when
     /// the secret cannot be read or the key is not a usable RSA key.
@@ -74,9 +86,7 @@ impl Snowflake {
         let credentials = match &settings.auth {
             AuthSettings::KeyPair { private_key } => {
                 let pem = private_key.read().await.map_err(|e| {
-                    WarehouseError::Credentials(format!(
-                        "Snowflake private key ({private_key}): {e}"
-                    ))
+                    secret_unread(format!("Snowflake private key ({private_key}): {e}"), &e)
                 })?;
                 auth::Credentials::KeyPair(
                     auth::KeyPairSigner::from_pem(&settings.account, &settings.user, &pem)
@@ -87,9 +97,10 @@ impl Snowflake {
             }
             AuthSettings::Token { kind, token } => auth::Credentials::Token {
                 kind: *kind,
-                token: token.read().await.map_err(|e| {
-                    WarehouseError::Credentials(format!("Snowflake token ({token}): {e}"))
-                })?,
+                token: token
+                    .read()
+                    .await
+                    .map_err(|e| secret_unread(format!("Snowflake token ({token}): {e}"), &e))?,
             },
         };
         let client = Client::new(
