@@ -48,8 +48,9 @@ pub enum Command {
     /// Print one payer-month's top wasted commitments and applications, and write an HTML
     /// report with charts (self-contained: opens offline).
     Report(ReportArgs),
-    /// Generate a month of CUR for three payers under ./curflow-data/sources, run the real
-    /// pipeline on it with the built-in `local` profile, and print the summary.
+    /// Generate CUR for three payers under ./curflow-data/sources (the demo month and the
+    /// month before, as a run covers both), run the real pipeline on it with the built-in
+    /// `local` profile, and print the summary.
     Demo(DemoArgs),
 }
 
