@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::settings::{Settings, WarehouseSettings};
 use crate::storage::{Location, StorageError};
 use crate::task::PayerId;
-use crate::warehouse::{Embedded, Warehouse, WarehouseError};
+use crate::warehouse::{Embedded, Snowflake, Warehouse, WarehouseError};
 
 /// Why the payer table could not be shown or changed.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +19,13 @@ pub enum RegistryError {
     Warehouse(#[from] WarehouseError),
     /// The profile's warehouse keeps its payer table elsewhere.
     #[error(
-        "`curflow payers` manages the embedded warehouse's payer table; with warehouse = \"snowflake\" edit the table named by snowflake.payer_table in Snowflake"
+        "`curflow payers add` and `remove` change the embedded warehouse's payer table; with warehouse = \"snowflake\" edit the table named by snowflake.payer_table in Snowflake (`curflow payers list` reads it)"
     )]
     Snowflake,
 }
 
-fn warehouse(settings: &Settings) -> Result<Embedded, RegistryError> {
+/// The embedded warehouse, whose payer table curflow writes.
+fn embedded(settings: &Settings) -> Result<Embedded, RegistryError> {
     match &settings.warehouse {
         WarehouseSettings::Embedded { dir, .. } => Ok(Embedded::new(Location::open(dir, None)?)),
         WarehouseSettings::Snowflake(_) => Err(RegistryError::Snowflake),
@@ -33,9 +34,22 @@ fn warehouse(settings: &Settings) -> Result<Embedded, RegistryError> {
 
 /// One line per configured payer, saying where its configuration comes from and when
 /// analytics last replaced one of its months (so a payer that silently stopped being
-/// processed stands out).
+/// processed stands out), from whichever warehouse the profile uses.
 pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
-    let warehouse = warehouse(settings)?;
+    match &settings.warehouse {
+        WarehouseSettings::Embedded { dir, .. } => {
+            list_in(&Embedded::new(Location::open(dir, None)?), settings).await
+        }
+        WarehouseSettings::Snowflake(snowflake) => {
+            list_in(&Snowflake::connect(snowflake).await?, settings).await
+        }
+    }
+}
+
+async fn list_in<W: Warehouse>(
+    warehouse: &W,
+    settings: &Settings,
+) -> Result<String, RegistryError> {
     let from_table = warehouse.payer_configs().await?;
     let mut out = String::new();
     for (origin, configs) in [
@@ -73,7 +87,7 @@ pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
 
 /// Adds or replaces an entry (JSON with settings-file keys).
 pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, RegistryError> {
-    let config = warehouse(settings)?.save_payer(entry_json).await?;
+    let config = embedded(settings)?.save_payer(entry_json).await?;
     Ok(format!(
         "payer {} saved: source {}\n",
         config.payer_id, config.source
@@ -82,7 +96,7 @@ pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, Regist
 
 /// Removes an entry.
 pub async fn remove(settings: &Settings, payer: &PayerId) -> Result<String, RegistryError> {
-    Ok(if warehouse(settings)?.remove_payer(payer).await? {
+    Ok(if embedded(settings)?.remove_payer(payer).await? {
         format!("payer {payer} removed from the payer table\n")
     } else {
         format!("payer {payer} was not in the payer table\n")

@@ -469,3 +469,32 @@ async fn snowflake_analytics_in_fakesnow_match_ground_truth() {
     }
     crate::demo::assert_tables_match_truth(&ctx).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snowflake_payers_list_reads_the_payer_table_and_add_is_refused() {
+    let setup = setup("warn", None).await;
+    setup.fake.answer(
+        "SELECT DATE_PART(EPOCH_MICROSECOND, MAX(processed_at))",
+        Answer::Rows(
+            vec!["PROCESSED_AT"],
+            vec![vec![Some("1754029800000000".into())]],
+        ),
+    );
+    let payers = |action: &[&str]| {
+        let mut args = vec!["payers", "--config", &setup.config, "--env", "dev"];
+        args.extend_from_slice(action);
+        run(curflow_s3(setup.dir.path(), &setup.endpoint, &args))
+    };
+    let out = payers(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{PAYER}  active"))
+            && text.contains("(payer table)")
+            && text.contains("last processed 2025-08-01 06:30:00 UTC"),
+        "{text}"
+    );
+    let out = payers(&["add", "--payer", PAYER, "--source", "s3://elsewhere/cur2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snowflake.payer_table"));
+}
