@@ -8,7 +8,7 @@ use crate::report::{dollars, render_html};
 use crate::settings::{Settings, WarehouseSettings};
 use crate::storage::{Location, StorageError};
 use crate::task::{BillingPeriod, PayerId};
-use crate::warehouse::{Embedded, WarehouseError, WasteBreakdown};
+use crate::warehouse::{Embedded, Snowflake, Warehouse, WarehouseError, WasteBreakdown};
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +29,6 @@ pub enum ReportError {
         /// The billing period.
         period: BillingPeriod,
     },
-    /// The profile's final tables are in Snowflake.
-    #[error(
-        "`curflow report` reads the embedded warehouse; with warehouse = \"snowflake\" query ri_wastage_hourly and sp_wastage_hourly in Snowflake"
-    )]
-    Snowflake,
     /// The HTML file cannot be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -57,11 +52,19 @@ pub async fn run(
     period: BillingPeriod,
     html: &Path,
 ) -> Result<String, ReportError> {
-    let warehouse = match &settings.warehouse {
-        WarehouseSettings::Embedded { dir, .. } => Embedded::new(Location::open(dir, None)?),
-        WarehouseSettings::Snowflake(_) => return Err(ReportError::Snowflake),
+    let breakdown = match &settings.warehouse {
+        WarehouseSettings::Embedded { dir, .. } => {
+            Embedded::new(Location::open(dir, None)?)
+                .breakdown(payer, period)
+                .await?
+        }
+        WarehouseSettings::Snowflake(snowflake) => {
+            Snowflake::connect(snowflake)
+                .await?
+                .breakdown(payer, period)
+                .await?
+        }
     };
-    let breakdown = warehouse.breakdown(payer, period).await?;
     if breakdown.top_commitments.is_empty() {
         return Err(ReportError::Empty {
             payer: payer.clone(),

@@ -22,9 +22,8 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use super::tables::{self, RECONCILE_TOLERANCE, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
 use super::{
-    AnalyticsOutcome, ApplicationWaste, CommitmentWaste, Mismatch, Params, StagedPeriod,
-    StatementOutcome, Warehouse, WarehouseError, WasteBreakdown, WasteTotals, render,
-    statement_name,
+    AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
+    WasteBreakdown, WasteTotals, render, statement_name,
 };
 use super::{delta, payer_table};
 use crate::payers::PayerConfig;
@@ -98,142 +97,6 @@ impl Embedded {
     /// Removes a payer's entry from the payer table; true when there was one.
     pub async fn remove_payer(&self, payer: &PayerId) -> Result<bool, WarehouseError> {
         Ok(payer_table::remove(&self.dir, payer).await?)
-    }
-
-    /// Reads where one payer-month's waste went from the final tables. Filters are
-    /// expressions, not SQL text. Errors when the tables cannot be read; an empty breakdown
-    /// when the payer-month was never analysed.
-    pub async fn breakdown(
-        &self,
-        payer: &PayerId,
-        period: BillingPeriod,
-    ) -> Result<WasteBreakdown, WarehouseError> {
-        let hours =
-            usize::try_from((period.end() - period.start()).num_hours()).unwrap_or_default();
-        let mut out = WasteBreakdown {
-            payer: payer.clone(),
-            period,
-            hours,
-            ri_unused_cost: 0.0,
-            sp_unused_cost: 0.0,
-            top_commitments: Vec::new(),
-            applications: Vec::new(),
-            hourly: Vec::new(),
-        };
-        let ctx = SessionContext::new();
-        let mut applications: HashMap<String, (f64, f64)> = HashMap::new();
-        let read_failed = |table: &str| {
-            let table = table.to_owned();
-            move |e: datafusion::error::DataFusionError| WarehouseError::Read {
-                table,
-                reason: e.to_string(),
-            }
-        };
-        for (kind, table, arn) in [
-            ("ri", RI_WASTAGE, "reservation_arn"),
-            ("sp", SP_WASTAGE, "savings_plan_arn"),
-        ] {
-            let Some(provider) = self.final_table(table).await? else {
-                continue;
-            };
-            let rows = ctx
-                .read_table(provider)
-                .and_then(|df| {
-                    df.filter(
-                        col("payer_id")
-                            .eq(lit(payer.as_str()))
-                            .and(col("billing_period").eq(lit(period.to_string()))),
-                    )
-                })
-                .map_err(read_failed(table))?;
-            let grouped = |keys: Vec<&str>| {
-                let rows = rows.clone();
-                let keys: Vec<_> = keys.into_iter().map(col).collect();
-                async move {
-                    rows.aggregate(keys, vec![sum(col("unused_cost")).alias("cost")])?
-                        .collect()
-                        .await
-                }
-            };
-            // The total as the run's summary computed it (same rows, same order-free sum),
-            // so that the report and the summary never differ in the last cent.
-            let costs = rows
-                .clone()
-                .select(vec![col("unused_cost")])
-                .map_err(read_failed(table))?
-                .collect()
-                .await
-                .map_err(read_failed(table))?;
-            let total = float_sum(&costs, "unused_cost");
-            if kind == "ri" {
-                out.ri_unused_cost = total;
-            } else {
-                out.sp_unused_cost = total;
-            }
-            for (name, cost) in
-                text_and_cost(&grouped(vec![arn]).await.map_err(read_failed(table))?)
-            {
-                out.top_commitments.push(CommitmentWaste {
-                    kind,
-                    arn: name,
-                    unused_cost: cost,
-                });
-            }
-            for (name, cost) in text_and_cost(
-                &grouped(vec!["application"])
-                    .await
-                    .map_err(read_failed(table))?,
-            ) {
-                let entry = applications.entry(name).or_insert((0.0, 0.0));
-                if kind == "ri" {
-                    entry.0 += cost;
-                } else {
-                    entry.1 += cost;
-                }
-            }
-            let hourly = grouped(vec!["usage_hour", "application"])
-                .await
-                .map_err(read_failed(table))?;
-            let start = period.start().timestamp();
-            for batch in &hourly {
-                // usage_hour is UTC microseconds (tables::schema).
-                let hours = cast(batch.column(0), &DataType::Int64)
-                    .map_err(|e| read_failed(table)(e.into()))?;
-                let hours = hours.as_primitive::<Int64Type>();
-                let named = text_and_cost(std::slice::from_ref(
-                    &batch
-                        .project(&[1, 2])
-                        .map_err(|e| read_failed(table)(e.into()))?,
-                ));
-                for (i, (application, cost)) in named.into_iter().enumerate() {
-                    let hour = (hours.value(i) / 1_000_000 - start) / 3600;
-                    out.hourly.push((
-                        usize::try_from(hour).unwrap_or(usize::MAX),
-                        application,
-                        cost,
-                    ));
-                }
-            }
-        }
-        out.applications = applications
-            .into_iter()
-            .map(|(application, (ri, sp))| ApplicationWaste {
-                application,
-                ri_unused_cost: ri,
-                sp_unused_cost: sp,
-            })
-            .collect();
-        let by_cost = |a: f64, b: f64| b.total_cmp(&a);
-        out.top_commitments
-            .sort_by(|a, b| by_cost(a.unused_cost, b.unused_cost));
-        out.top_commitments.truncate(10);
-        out.applications.sort_by(|a, b| {
-            by_cost(
-                a.ri_unused_cost + a.sp_unused_cost,
-                b.ri_unused_cost + b.sp_unused_cost,
-            )
-        });
-        Ok(out)
     }
 
     /// Replaces the payer-period in final table `table` with the script's result, every
@@ -550,6 +413,87 @@ impl Warehouse for Embedded {
             ctx,
             staged: staged.clone(),
         })
+    }
+
+    /// Filters are expressions, not SQL text.
+    async fn breakdown(
+        &self,
+        payer: &PayerId,
+        period: BillingPeriod,
+    ) -> Result<WasteBreakdown, WarehouseError> {
+        let mut out = WasteBreakdown::new(payer.clone(), period);
+        let ctx = SessionContext::new();
+        let read_failed = |table: &str| {
+            let table = table.to_owned();
+            move |e: datafusion::error::DataFusionError| WarehouseError::Read {
+                table,
+                reason: e.to_string(),
+            }
+        };
+        for (kind, table, arn) in tables::WASTE_TABLES {
+            let Some(provider) = self.final_table(table).await? else {
+                continue;
+            };
+            let rows = ctx
+                .read_table(provider)
+                .and_then(|df| {
+                    df.filter(
+                        col("payer_id")
+                            .eq(lit(payer.as_str()))
+                            .and(col("billing_period").eq(lit(period.to_string()))),
+                    )
+                })
+                .map_err(read_failed(table))?;
+            let grouped = |keys: Vec<&str>| {
+                let rows = rows.clone();
+                let keys: Vec<_> = keys.into_iter().map(col).collect();
+                async move {
+                    rows.aggregate(keys, vec![sum(col("unused_cost")).alias("cost")])?
+                        .collect()
+                        .await
+                }
+            };
+            // The total as the run's summary computed it (same rows, same order-free sum),
+            // so that the report and the summary never differ in the last cent.
+            let costs = rows
+                .clone()
+                .select(vec![col("unused_cost")])
+                .map_err(read_failed(table))?
+                .collect()
+                .await
+                .map_err(read_failed(table))?;
+            out.set_total(kind, float_sum(&costs, "unused_cost"));
+            let by_arn = grouped(vec![arn]).await.map_err(read_failed(table))?;
+            for (name, cost) in text_and_cost(&by_arn) {
+                out.add_commitment(kind, name, cost);
+            }
+            let by_application = grouped(vec!["application"])
+                .await
+                .map_err(read_failed(table))?;
+            for (name, cost) in text_and_cost(&by_application) {
+                out.add_application(kind, name, cost);
+            }
+            let hourly = grouped(vec!["usage_hour", "application"])
+                .await
+                .map_err(read_failed(table))?;
+            for batch in &hourly {
+                // usage_hour is UTC microseconds (tables::schema).
+                let hours = cast(batch.column(0), &DataType::Int64)
+                    .map_err(|e| read_failed(table)(e.into()))?;
+                let hours = hours.as_primitive::<Int64Type>();
+                let named = text_and_cost(std::slice::from_ref(
+                    &batch
+                        .project(&[1, 2])
+                        .map_err(|e| read_failed(table)(e.into()))?,
+                ));
+                for (i, (application, cost)) in named.into_iter().enumerate() {
+                    if let Some(hour) = chrono::DateTime::from_timestamp_micros(hours.value(i)) {
+                        out.add_hour(hour, application, cost);
+                    }
+                }
+            }
+        }
+        Ok(out.finish())
     }
 
     async fn run_analytics(

@@ -5,6 +5,7 @@
 //! SQL is a template per dialect under `sql/`, filled by [`render`]; the final tables'
 //! columns are fixed in [`tables`], whatever the engine.
 
+mod breakdown;
 mod delta;
 mod embedded;
 mod payer_table;
@@ -14,6 +15,7 @@ pub mod tables;
 
 use std::future::Future;
 
+pub use breakdown::{ApplicationWaste, CommitmentWaste, WasteBreakdown};
 pub use embedded::{DEFAULT_KEEP_REPLACED, Embedded};
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError, render};
@@ -142,84 +144,6 @@ impl AnalyticsOutcome {
     }
 }
 
-/// One commitment's waste over a payer-month.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommitmentWaste {
-    /// `ri` or `sp`.
-    pub kind: &'static str,
-    /// The reservation or Savings Plan ARN.
-    pub arn: String,
-    /// Σ unused cost, USD.
-    pub unused_cost: f64,
-}
-
-/// One application's share of the waste over a payer-month.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApplicationWaste {
-    /// The application tag value, `(untagged)` or `(unallocated)`.
-    pub application: String,
-    /// Its share of RI waste, USD.
-    pub ri_unused_cost: f64,
-    /// Its share of Savings Plans waste, USD.
-    pub sp_unused_cost: f64,
-}
-
-/// Where a payer-month's commitment waste went, read back from the final tables.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WasteBreakdown {
-    /// The payer.
-    pub payer: PayerId,
-    /// The billing period.
-    pub period: BillingPeriod,
-    /// Hours in the period.
-    pub hours: usize,
-    /// Σ RI unused cost.
-    pub ri_unused_cost: f64,
-    /// Σ SP unused cost.
-    pub sp_unused_cost: f64,
-    /// Commitments by waste, largest first (at most 10).
-    pub top_commitments: Vec<CommitmentWaste>,
-    /// Applications by waste, largest first.
-    pub applications: Vec<ApplicationWaste>,
-    /// (hour index from the period start, application, unused cost), RI and SP together.
-    pub hourly: Vec<(usize, String, f64)>,
-}
-
-impl WasteBreakdown {
-    /// Hourly waste of the `top` most wasteful applications, each a value per hour, and the
-    /// rest summed as `other`.
-    pub fn hourly_by_application(&self, top: usize) -> Vec<(String, Vec<f64>)> {
-        let mut names: Vec<String> = self
-            .applications
-            .iter()
-            .take(top)
-            .map(|a| a.application.clone())
-            .collect();
-        let has_other = self.applications.len() > top;
-        if has_other {
-            names.push("other".to_owned());
-        }
-        let mut series: Vec<(String, Vec<f64>)> = names
-            .into_iter()
-            .map(|n| (n, vec![0.0; self.hours]))
-            .collect();
-        for (hour, application, cost) in &self.hourly {
-            let index = series
-                .iter()
-                .position(|(name, _)| name == application)
-                .or(if has_other {
-                    Some(series.len() - 1)
-                } else {
-                    None
-                });
-            if let (Some(i), true) = (index, *hour < self.hours) {
-                series[i].1[*hour] += cost;
-            }
-        }
-        series
-    }
-}
-
 /// `CREATE TABLE ri_hours AS SELECT …` → `CREATE TABLE ri_hours`: a statement's short name
 /// in outcomes and logs.
 pub(crate) fn statement_name(sql: &str) -> String {
@@ -248,6 +172,14 @@ pub trait Warehouse {
         &self,
         payer: &PayerId,
     ) -> impl Future<Output = Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError>> + Send;
+
+    /// Where `payer`'s waste in `period` went, from the final tables (empty when the
+    /// payer-month was never analysed). Errors when the tables cannot be read.
+    fn breakdown(
+        &self,
+        payer: &PayerId,
+        period: BillingPeriod,
+    ) -> impl Future<Output = Result<WasteBreakdown, WarehouseError>> + Send;
 
     /// Creates an external table over every data file of `staged`, with the schema inferred
     /// from the files. Errors when the files cannot be read as one table.

@@ -9,6 +9,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 pub const RI_WASTAGE: &str = "ri_wastage_hourly";
 /// Hourly Savings Plans waste per plan and application.
 pub const SP_WASTAGE: &str = "sp_wastage_hourly";
+/// The two waste tables as (kind, table, commitment ARN column).
+pub const WASTE_TABLES: [(&str, &str, &str); 2] = [
+    ("ri", RI_WASTAGE, "reservation_arn"),
+    ("sp", SP_WASTAGE, "savings_plan_arn"),
+];
 /// Per commitment: what the fee lines report against what the hourly rows add up to.
 pub const RECONCILIATION: &str = "commitment_reconciliation";
 

@@ -390,6 +390,8 @@ fn snowflake_generated_statements_match_golden_and_parse() {
     all.extend(expected_totals());
     all.push(ddl::payer_table("aws_az_share.metadata.pro_refresh_config"));
     all.push(ddl::last_processed());
+    all.push(ddl::breakdown("ri_wastage_hourly", "reservation_arn"));
+    all.push(ddl::breakdown("sp_wastage_hourly", "savings_plan_arn"));
     let mut parsed = 0;
     for statement in &all {
         let result = Parser::parse_sql(&SnowflakeDialect {}, statement);
@@ -497,4 +499,99 @@ async fn snowflake_payers_list_reads_the_payer_table_and_add_is_refused() {
     let out = payers(&["add", "--payer", PAYER, "--source", "s3://elsewhere/cur2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("snowflake.payer_table"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snowflake_report_reads_the_final_tables_with_bound_values() {
+    let setup = setup("warn", None).await;
+    let cell = |s: &str| Some(s.to_owned());
+    let july_first = "1751328000"; // 2025-07-01 00:00 UTC
+    setup.fake.answer(
+        "SELECT 'commitment' AS grain, reservation_arn",
+        Answer::Rows(
+            vec!["GRAIN", "NAME", "HOUR", "COST"],
+            vec![
+                vec![cell("commitment"), cell("arn:ri-small"), None, cell("10.5")],
+                vec![cell("commitment"), cell("arn:ri-big"), None, cell("30.25")],
+                vec![cell("application"), cell("web"), None, cell("25.75")],
+                vec![cell("application"), cell("(untagged)"), None, cell("15")],
+                vec![cell("hour"), cell("web"), cell(july_first), cell("25.75")],
+                vec![
+                    cell("hour"),
+                    cell("(untagged)"),
+                    cell(july_first),
+                    cell("15"),
+                ],
+            ],
+        ),
+    );
+    setup.fake.answer(
+        "SELECT 'commitment' AS grain, savings_plan_arn",
+        Answer::Rows(
+            vec!["GRAIN", "NAME", "HOUR", "COST"],
+            vec![
+                vec![cell("commitment"), cell("arn:sp-1"), None, cell("1234.5")],
+                vec![cell("application"), cell("batch"), None, cell("1234.5")],
+                vec![
+                    cell("hour"),
+                    cell("batch"),
+                    cell(july_first),
+                    cell("1234.5"),
+                ],
+            ],
+        ),
+    );
+    let html = setup.dir.path().join("report.html");
+    let args = [
+        "report",
+        "--config",
+        &setup.config,
+        "--env",
+        "dev",
+        "--payer",
+        PAYER,
+        "--period",
+        "2025-07",
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    let out = run(curflow_s3(setup.dir.path(), &setup.endpoint, &args));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("$1,275.25 (Reserved Instances $40.75, Savings Plans $1,234.50)"),
+        "{text}"
+    );
+    let commitments: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("  ").last().filter(|a| a.starts_with("arn:")))
+        .collect();
+    assert_eq!(commitments, ["arn:sp-1", "arn:ri-big", "arn:ri-small"]);
+    let top_application = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Top applications"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(top_application.contains("batch"), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3, "three charts");
+
+    // The payer and the period travel as bindings, never inside the statement text.
+    let queries: Vec<_> = setup
+        .fake
+        .received()
+        .into_iter()
+        .filter(|r| {
+            r.statements
+                .iter()
+                .any(|s| s.contains("'commitment' AS grain"))
+        })
+        .collect();
+    assert_eq!(queries.len(), 2, "one query per final table");
+    for query in queries {
+        assert!(!query.statements[0].contains(PAYER));
+        assert_eq!(query.body["bindings"]["1"]["value"], PAYER);
+        assert_eq!(query.body["bindings"]["2"]["value"], "2025-07");
+        assert_eq!(query.body["bindings"]["6"]["value"], "2025-07");
+    }
 }

@@ -156,6 +156,18 @@ pub fn totals() -> Vec<String> {
     ]
 }
 
+/// One payer-month's waste in final table `table` (whose commitment column is `arn`),
+/// summed three ways: per commitment, per application, and per hour (epoch seconds) and
+/// application. The payer and the period are bound as `?`, three times each.
+pub fn breakdown(table: &str, arn: &str) -> String {
+    let rows = format!("FROM {table} WHERE payer_id = ? AND billing_period = ?");
+    format!(
+        "SELECT 'commitment' AS grain, {arn} AS name, NULL AS hour, SUM(unused_cost) AS cost {rows} GROUP BY {arn} \
+         UNION ALL SELECT 'application', application, NULL, SUM(unused_cost) {rows} GROUP BY application \
+         UNION ALL SELECT 'hour', application, DATE_PART(EPOCH_SECOND, usage_hour), SUM(unused_cost) {rows} GROUP BY application, usage_hour"
+    )
+}
+
 /// Every row of the payer table.
 pub fn payer_table(table: &str) -> String {
     format!("SELECT * FROM {table}")

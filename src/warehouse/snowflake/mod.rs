@@ -20,12 +20,12 @@ pub use config::{AuthKind, AuthSettings, SnowflakeProfile, SnowflakeSettings};
 
 use super::{
     AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
-    WasteTotals, render, statement_name,
+    WasteBreakdown, WasteTotals, render, statement_name, tables,
 };
 use crate::payers::PayerConfig;
 use crate::secrets::SecretError;
 use crate::storage::RetryPolicy;
-use crate::task::PayerId;
+use crate::task::{BillingPeriod, PayerId};
 
 /// The analytics script, Snowflake dialect.
 pub const SCRIPT_NAME: &str = "sql/snowflake/analytics_wastage_queries.sql";
@@ -196,6 +196,54 @@ impl Warehouse for Snowflake {
             .and_then(|cell| cell.as_deref())
             .and_then(|text| text.parse::<f64>().ok());
         Ok(micros.and_then(|m| DateTime::from_timestamp_micros(m as i64)))
+    }
+
+    async fn breakdown(
+        &self,
+        payer: &PayerId,
+        period: BillingPeriod,
+    ) -> Result<WasteBreakdown, WarehouseError> {
+        let mut out = WasteBreakdown::new(payer.clone(), period);
+        let period_text = period.to_string();
+        let binds = [payer.as_str(), period_text.as_str()].repeat(3);
+        for (kind, table, arn) in tables::WASTE_TABLES {
+            let result = match self
+                .client
+                .execute(&ddl::breakdown(table, arn), 1, &binds)
+                .await
+            {
+                // 002003: the table does not exist yet: nothing was analysed.
+                Err(SqlApiError::Statement { code, .. }) if code == "002003" => continue,
+                other => other?,
+            };
+            let mut commitment_costs = Vec::new();
+            for row in 0..result.rows.len() {
+                let cell = |name: &str| result.cell(row, name);
+                let name = cell("name").unwrap_or_default().to_owned();
+                let Some(cost) = cell("cost").and_then(|c| c.parse::<f64>().ok()) else {
+                    continue;
+                };
+                match cell("grain") {
+                    Some("commitment") => {
+                        commitment_costs.push(cost);
+                        out.add_commitment(kind, name, cost);
+                    }
+                    Some("application") => out.add_application(kind, name, cost),
+                    Some("hour") => {
+                        let hour = cell("hour")
+                            .and_then(|h| h.parse::<f64>().ok())
+                            .and_then(|h| DateTime::from_timestamp(h as i64, 0));
+                        if let Some(hour) = hour {
+                            out.add_hour(hour, name, cost);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            commitment_costs.sort_unstable_by(f64::total_cmp);
+            out.set_total(kind, commitment_costs.into_iter().sum());
+        }
+        Ok(out.finish())
     }
 
     async fn register_period(
