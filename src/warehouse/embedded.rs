@@ -23,7 +23,7 @@ use object_store::{ObjectMeta, ObjectStore};
 use super::tables::{self, RECONCILE_TOLERANCE, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
 use super::{
     AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
-    WasteBreakdown, WasteTotals, render, statement_name,
+    WasteBreakdown, WasteTotals, order_free_sum, render, statement_name,
 };
 use super::{delta, payer_table};
 use crate::payers::PayerConfig;
@@ -196,20 +196,15 @@ fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::
     chrono::DateTime::from_timestamp_micros(micros.value(0))
 }
 
-/// The sum of a Float64 column over `batches`, the same for the same values in any row
-/// order. The engine produces rows in whatever order its partitions finish, and a float
-/// sum taken in that order could differ in the last cent between two runs over the same
-/// data (synthetic and real prices often total exactly half a cent); summing the values in
-/// sorted order gives every run, and the report, the same total.
+/// [`order_free_sum`] of a Float64 column over `batches`.
 fn float_sum(batches: &[RecordBatch], column: &str) -> f64 {
-    let mut values: Vec<f64> = batches
-        .iter()
-        .filter_map(|b| b.column_by_name(column))
-        .filter_map(|c| c.as_primitive_opt::<Float64Type>())
-        .flat_map(|values| values.iter().flatten())
-        .collect();
-    values.sort_unstable_by(f64::total_cmp);
-    values.into_iter().sum()
+    order_free_sum(
+        batches
+            .iter()
+            .filter_map(|b| b.column_by_name(column))
+            .filter_map(|c| c.as_primitive_opt::<Float64Type>())
+            .flat_map(|values| values.iter().flatten()),
+    )
 }
 
 fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {

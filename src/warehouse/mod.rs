@@ -113,6 +113,17 @@ pub struct Mismatch {
     pub computed: f64,
 }
 
+/// The sum of `values`, the same whatever order they come in. Engines return rows in
+/// whatever order their partitions finish, and a float sum taken in that order could differ
+/// in the last cent between two reads of the same data (synthetic and real prices often
+/// total exactly half a cent); summing in sorted order gives every run, and the report, the
+/// same total.
+pub(crate) fn order_free_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_unstable_by(f64::total_cmp);
+    values.into_iter().sum()
+}
+
 /// What the final tables now hold for the payer-period.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WasteTotals {

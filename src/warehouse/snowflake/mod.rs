@@ -20,7 +20,7 @@ pub use config::{AuthKind, AuthSettings, SnowflakeProfile, SnowflakeSettings};
 
 use super::{
     AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
-    WasteBreakdown, WasteTotals, render, statement_name, tables,
+    WasteBreakdown, WasteTotals, order_free_sum, render, statement_name, tables,
 };
 use crate::payers::PayerConfig;
 use crate::secrets::SecretError;
@@ -240,8 +240,7 @@ impl Warehouse for Snowflake {
                     _ => {}
                 }
             }
-            commitment_costs.sort_unstable_by(f64::total_cmp);
-            out.set_total(kind, commitment_costs.into_iter().sum());
+            out.set_total(kind, order_free_sum(commitment_costs));
         }
         Ok(out.finish())
     }
