@@ -4,8 +4,8 @@ embedded warehouse in bench/analytics.py.
 
   duckdb_analytics.py STAGED_DIR OUT_DIR PAYER_ID YYYY-MM [APPLICATION_TAG]
 
-Runs the project's own sql/datafusion/analytics_wastage_queries.sql, statement by
-statement, over the period's Parquet files (unified by column name, as curflow does), with
+Runs the project's own sql/datafusion/ files (analytics_wastage_queries.sql, then one file
+per final table, in curflow's order), statement by statement, over the period's Parquet files (unified by column name, as curflow does), with
 the placeholders filled as curflow's renderer fills them (DuckDB reads the rest of the
 DataFusion dialect as it is); then writes the three final tables as Parquet under OUT_DIR (curflow
 writes them as Delta tables) and prints their totals as JSON. Using the same file, not a
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-SQL = Path(__file__).resolve().parent.parent / "sql/datafusion/analytics_wastage_queries.sql"
 FINAL = ("ri_wastage_hourly", "sp_wastage_hourly", "commitment_reconciliation")
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql/datafusion"
+SQL = [SQL_DIR / f"{name}.sql" for name in ("analytics_wastage_queries", *FINAL)]
 
 
 def statements(payer, period, tag):
@@ -28,7 +29,8 @@ def statements(payer, period, tag):
     assert re.fullmatch(r"\d{12}", payer) and 1 <= month <= 12 and re.fullmatch(r"[\w:.+/=@-]+", tag)
     values = {"#startyear": str(year), "#startmonth": str(month), "#billing_period": f"'{period}'",
               "#payers_ids": f"'{payer}'", "#payer_id": f"'{payer}'", "#application_tag": f"'{tag}'"}
-    text = "\n".join(line for line in SQL.read_text().splitlines() if not line.lstrip().startswith("--"))
+    lines = (line for path in SQL for line in path.read_text().splitlines())
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
     for name in sorted(values, key=len, reverse=True):
         text = text.replace(name, values[name])
     return [s.strip() for s in text.split(";") if s.strip()]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::sync::Layout;
 use crate::task::{TaskError, TaskFlags, TaskInput};
 
 /// curflow keeps many AWS payers' Cost and Usage Reports mirrored in one staging store and
@@ -146,6 +147,17 @@ pub struct GenerateArgs {
     /// `resource_tags_user_<key>` columns. Same data and ground truth as CUR 2.0.
     #[arg(long)]
     pub legacy: bool,
+}
+
+impl GenerateArgs {
+    /// The layout to write: `--legacy` asks for the legacy CUR layout, else CUR 2.0.
+    pub fn layout(&self) -> Layout {
+        if self.legacy {
+            Layout::Legacy
+        } else {
+            Layout::Cur2
+        }
+    }
 }
 
 /// `demo` flags.

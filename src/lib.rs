@@ -4,10 +4,12 @@
 //!
 //! Data flows one way (DESIGN.md §1): [`task`] and [`settings`] validate what was asked,
 //! [`payers`] says where each payer's CUR lives, [`sync`] mirrors it into staging through
-//! [`storage`], [`warehouse`] analyses it, [`report`] tells what happened, and
-//! [`pipeline`] is the only module that knows that order.
+//! [`storage`], [`warehouse`] analyses it, [`report`] tells what happened through its
+//! sinks, and [`pipeline`] is the only module that knows that order. Each component
+//! validates its own settings section; [`retry`] is the one retry policy they share.
+//! `docs/architecture.md` maps the modules and what an extension touches.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod cli;
 pub mod demo;
@@ -16,11 +18,13 @@ pub mod payer_registry;
 pub mod payers;
 pub mod pipeline;
 pub mod report;
+pub mod retry;
 pub mod secrets;
 pub mod settings;
 pub mod storage;
 pub mod sync;
 pub mod task;
+mod values;
 pub mod warehouse;
 pub mod waste_report;
 

@@ -90,7 +90,7 @@ fn run_task(
             if error.is_bad_input() {
                 return refuse(&error);
             }
-            RunReport::fatal(task, &settings, started_at, chain(&error))
+            RunReport::fatal(task, settings.on_sql_error, started_at, chain(&error))
         }
         Err(panic) => {
             let message = panic
@@ -100,22 +100,24 @@ fn run_task(
                 .unwrap_or("a panic");
             RunReport::fatal(
                 task,
-                &settings,
+                settings.on_sql_error,
                 started_at,
                 format!("internal error: {message}"),
             )
         }
     };
-    let notification_lost = mode != Mode::Plan
-        && runtime
-            .block_on(report::publish(&report, &settings))
-            .notification
-            == Delivery::Failed
-        && settings.notify.as_ref().is_some_and(|n| n.required);
-    match &report.fatal {
-        Some(error) => eprintln!("error: {error}"),
-        None => print!("{}", report::render_summary(&report)),
+    // A plan publishes nothing; its summary is still printed. A fatal report has no
+    // summary: its one `error:` line goes to stderr instead.
+    let sinks = match mode {
+        Mode::Plan => report::plan_sinks(),
+        Mode::Run | Mode::Stage => report::sinks(&settings.metrics, settings.notify.as_ref()),
+    };
+    let published = runtime.block_on(report::publish(&report, &sinks));
+    if let Some(error) = &report.fatal {
+        eprintln!("error: {error}");
     }
+    let notification_lost = published.notification == Delivery::Failed
+        && settings.notify.as_ref().is_some_and(|n| n.required);
     exit_code(report.status(), notification_lost)
 }
 
@@ -250,8 +252,8 @@ async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
             options.rows = args.rows;
             options.seed = args.seed;
             options.delivery = args.delivery;
+            options.layout = args.layout();
             options.export_name = args.export_name;
-            options.legacy = args.legacy;
             options.root_url = root.to_string();
             let (store, prefix) = export.store();
             let report = generate::generate(store, &prefix, &options).await?;

@@ -8,21 +8,8 @@
 use serde::Deserialize;
 
 use crate::storage::{Access, StoreUrl};
+use crate::sync::Layout;
 use crate::task::PayerId;
-
-/// How a payer's export is laid out in its bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// AWS Data Exports (CUR 2.0): `data/BILLING_PERIOD=YYYY-MM/` and `metadata/…Manifest.json`.
-    #[default]
-    Cur2,
-    /// Legacy Cost and Usage Report in Parquet: `<report>/year=YYYY/month=M/`,
-    /// `YYYYMMDD-YYYYMMDD/<report>-Manifest.json` and `cost_and_usage_data_status/`.
-    Legacy,
-    /// Whichever of the two the export root holds, found by its top-level folders.
-    Auto,
-}
 
 /// One payer's source of CUR data. Its `Debug` prints `external_id` as `***`: the external
 /// id guards the payer's role against the confused-deputy problem and stays out of logs.

@@ -1,4 +1,4 @@
-//! The run: payers → billing periods → discover → plan → copy → warehouse → report.
+//! The run: payers → billing periods → stage (sync) → warehouse → report.
 //!
 //! This is the only module that knows the order of the stages. Everything that can be
 //! refused (an unknown payer, a bad source URL) is refused before the first byte moves.
@@ -8,13 +8,13 @@
 use chrono::Utc;
 
 use crate::payers::{self, PayerConfig, Selection};
-use crate::report::{PeriodOutcome, PeriodReport, RunReport, SyncCounts};
-use crate::settings::{Settings, WarehouseSettings};
+use crate::report::{PeriodOutcome, PeriodReport, RunReport};
+use crate::settings::Settings;
 use crate::storage::{Location, StorageError};
-use crate::sync::{self, DeliveryState, Lease, Ledger};
+use crate::sync::{self, Intent, PayerSync, StageOutcome};
 use crate::task::{BillingPeriod, TaskInput};
 use crate::warehouse::{
-    AnalyticsOutcome, Embedded, Params, Snowflake, StagedPeriod, Warehouse, WarehouseError,
+    self, AnalyticsOutcome, PayerTable, StagedPeriod, Warehouse, WarehouseError,
 };
 
 /// A run could not start: its input or configuration is wrong. Nothing was changed.
@@ -67,20 +67,12 @@ pub async fn run(
     settings: &Settings,
     mode: Mode,
 ) -> Result<RunReport, SetupError> {
-    match &settings.warehouse {
-        WarehouseSettings::Embedded { dir, keep_replaced } => {
-            let warehouse = Embedded::new(Location::open(dir, None)?).keep_replaced(*keep_replaced);
-            run_with(&warehouse, task, settings, mode).await
-        }
-        WarehouseSettings::Snowflake(snowflake) => {
-            let warehouse = Snowflake::connect(snowflake).await?;
-            run_with(&warehouse, task, settings, mode).await
-        }
-    }
+    let warehouse = warehouse::open(&settings.warehouse).await?;
+    run_with(&warehouse, task, settings, mode).await
 }
 
 /// [`run`] with its warehouse opened.
-async fn run_with<W: Warehouse>(
+async fn run_with<W: Warehouse + PayerTable>(
     warehouse: &W,
     task: &TaskInput,
     settings: &Settings,
@@ -104,21 +96,31 @@ async fn run_with<W: Warehouse>(
     )
     .await?;
     let mut periods = Vec::new();
+    let run = RunContext {
+        warehouse,
+        settings,
+        mode,
+    };
     for source in &sources {
-        let mut lease = None;
+        let mut payer_sync = PayerSync::new(
+            source.config.payer_id.clone(),
+            source.export.clone(),
+            source.config.layout,
+            staging.clone(),
+            settings.concurrency,
+            settings.lease_ttl,
+        );
         for period in task.periods(settings.periods) {
             let payer = source.config.payer_id.clone();
             let started = std::time::Instant::now();
-            let outcome = sync_period(
-                source, period, &staging, warehouse, settings, mode, &mut lease,
-            )
-            .await
-            .unwrap_or_else(|error| {
-                tracing::error!(%payer, %period, error = %error, "payer-period failed");
-                PeriodOutcome::Failed {
-                    error: error_chain(&*error),
-                }
-            });
+            let outcome = process_period(&run, &mut payer_sync, period)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%payer, %period, error = %error, "payer-period failed");
+                    PeriodOutcome::Failed {
+                        error: error_chain(&error),
+                    }
+                });
             periods.push(PeriodReport {
                 payer,
                 period,
@@ -126,11 +128,7 @@ async fn run_with<W: Warehouse>(
                 duration: started.elapsed(),
             });
         }
-        if let Some(lease) = lease
-            && let Err(error) = lease.release().await
-        {
-            tracing::warn!(payer = %source.config.payer_id, error = %error, "could not release the lease; it expires by itself");
-        }
+        payer_sync.release().await;
     }
     Ok(RunReport {
         task: task.clone(),
@@ -148,7 +146,7 @@ async fn run_with<W: Warehouse>(
 /// file for payers the table lacks. An unreadable table is logged and the file used alone,
 /// as the seed fell back to its built-in configuration when Snowflake was unreachable;
 /// refused credentials stop the run before anything is touched, as nothing could succeed.
-async fn configured_payers<W: Warehouse>(
+async fn configured_payers<W: PayerTable>(
     warehouse: &W,
     settings: &Settings,
 ) -> Result<Vec<PayerConfig>, SetupError> {
@@ -221,140 +219,70 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-type PeriodResult = Result<PeriodOutcome, Box<dyn std::error::Error + Send + Sync>>;
+/// A payer-period failed; the staged copy and final tables are as the previous run left
+/// them. Each variant's message is its source's.
+#[derive(Debug, thiserror::Error)]
+enum PeriodError {
+    /// Staging failed.
+    #[error(transparent)]
+    Sync(#[from] sync::Error),
+    /// Registering or analysing the staged period failed.
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+}
 
-/// One payer-period: discover, plan, copy and delete, ledger, analytics, ledger again.
-/// The payer's lease is taken (once per run, kept in `lease`) only when something is to
-/// be written, and the period is planned again under it.
-async fn sync_period<W: Warehouse>(
-    source: &Source,
-    period: BillingPeriod,
-    staging: &Location,
-    warehouse: &W,
-    settings: &Settings,
+/// What every payer-period of a run shares: the warehouse, the settings and the mode.
+struct RunContext<'a, W: ?Sized> {
+    warehouse: &'a W,
+    settings: &'a Settings,
     mode: Mode,
-    lease: &mut Option<Lease>,
-) -> PeriodResult {
-    let payer = &source.config.payer_id;
-    let discovered = sync::discover(&source.export, source.config.layout, period).await?;
-    match &discovered.state {
-        DeliveryState::Ready => {}
-        DeliveryState::NoData => {
-            return Ok(PeriodOutcome::Skipped {
-                reason: format!(
-                    "no data at {}",
-                    source.export.url().join(&discovered.folder)
-                ),
+}
+
+/// One payer-period: sync stages it, the warehouse analyses what was staged, and sync
+/// records that the analytics succeeded.
+async fn process_period<W: Warehouse + ?Sized>(
+    run: &RunContext<'_, W>,
+    payer: &mut PayerSync,
+    period: BillingPeriod,
+) -> Result<PeriodOutcome, PeriodError> {
+    let intent = match run.mode {
+        Mode::Run => Intent::Analyse,
+        Mode::Plan => Intent::Plan,
+        Mode::Stage => Intent::Stage,
+    };
+    let mut delivery = match payer.stage(period, intent).await? {
+        StageOutcome::NotReady { reason } => return Ok(PeriodOutcome::Skipped { reason }),
+        StageOutcome::AlreadySynchronized => return Ok(PeriodOutcome::AlreadySynchronized),
+        StageOutcome::Planned(counts) => {
+            return Ok(PeriodOutcome::Planned {
+                counts,
+                analytics: true,
             });
         }
-        DeliveryState::Incomplete { missing } => {
-            tracing::warn!(%payer, %period, missing = missing.len(), "delivery in progress");
-            return Ok(PeriodOutcome::Skipped {
-                reason: format!(
-                    "delivery in progress: the manifest names {} file(s) not yet present (first: {}); the next run stages it",
-                    missing.len(),
-                    missing.first().map(String::as_str).unwrap_or_default()
-                ),
-            });
-        }
-        DeliveryState::Updating { status } => {
-            tracing::warn!(%payer, %period, %status, "legacy report still UPDATING");
-            return Ok(PeriodOutcome::Skipped {
-                reason: format!(
-                    "the report is still being updated ({status} says UPDATING); the staged copy is kept and the next run stages it"
-                ),
-            });
-        }
-    }
-    let source_folder = source.export.child(&discovered.folder);
-    let staged = staging.child(&sync::staged_folder(payer, period));
-    let staged_files = staged.list("").await?;
-    let ledger = Ledger::read(staging, payer, period).await?;
-    let plan = sync::plan(&discovered.files, &staged_files, ledger.as_ref());
-    let analytics_done = ledger
-        .as_ref()
-        .is_some_and(|l| l.analytics_succeeded_at.is_some());
-    if plan.is_empty() && (analytics_done || mode == Mode::Stage) {
-        tracing::info!(%payer, %period, "Already synchronized");
-        return Ok(PeriodOutcome::AlreadySynchronized);
-    }
-    let counts_of = |plan: &sync::Plan| SyncCounts {
-        copied_files: plan.copies.len(),
-        copied_bytes: plan.copy_bytes(),
-        deleted_files: plan.deletes.len(),
-        unchanged_files: plan.unchanged,
-        unchanged_bytes: plan.unchanged_bytes,
+        StageOutcome::Staged(delivery) => delivery,
     };
-    if mode == Mode::Plan {
-        return Ok(PeriodOutcome::Planned {
-            counts: counts_of(&plan),
-            analytics: true,
-        });
-    }
-    let (ledger, plan) = if lease.is_none() {
-        *lease = Some(Lease::acquire(staging, payer, settings.lease_ttl).await?);
-        let staged_files = staged.list("").await?;
-        let ledger = Ledger::read(staging, payer, period).await?;
-        let plan = sync::plan(&discovered.files, &staged_files, ledger.as_ref());
-        (ledger, plan)
-    } else {
-        (ledger, plan)
-    };
-    let mut counts = counts_of(&plan);
-    let mut ledger = match ledger {
-        Some(ledger) if plan.is_empty() => ledger,
-        _ => {
-            let copied = sync::copy_all(
-                &source_folder,
-                &staged,
-                &plan.copies,
-                settings.concurrency,
-                payer,
-                period,
-            )
-            .await?;
-            let deleted = sync::delete_all(&staged, &plan.deletes, settings.concurrency).await?;
-            counts.copied_files = copied.files;
-            counts.copied_bytes = copied.bytes;
-            counts.deleted_files = deleted.files;
-            let ledger = Ledger {
-                delivery: discovered.delivery.clone(),
-                synced_at: Some(Utc::now()),
-                analytics_succeeded_at: None,
-                files: discovered
-                    .files
-                    .iter()
-                    .map(|f| (f.key.clone(), sync::StagedFile::from(f)))
-                    .collect(),
-                ..Ledger::default()
-            };
-            ledger.write(staging, payer, period).await?;
-            tracing::info!(%payer, %period, files = copied.files, bytes = copied.bytes, deleted = deleted.files, "staged");
-            ledger
-        }
-    };
-    if mode == Mode::Stage {
+    if run.mode == Mode::Stage {
         return Ok(PeriodOutcome::Synchronized {
-            counts,
+            counts: delivery.counts,
             analytics: AnalyticsOutcome::default(),
         });
     }
-    let table = warehouse
-        .register_period(&StagedPeriod {
-            payer: payer.clone(),
-            period,
-            location: staged,
-        })
-        .await?;
-    let params = Params {
-        period,
-        payer: payer.clone(),
-        application_tag: settings.application_tag.clone(),
+    let staged = StagedPeriod {
+        payer: delivery.payer.clone(),
+        period: delivery.period,
+        location: delivery.location.clone(),
+        layout: delivery.layout,
     };
-    let analytics = warehouse.run_analytics(&table, &params).await?;
+    let table = run.warehouse.register_period(&staged).await?;
+    let analytics = run
+        .warehouse
+        .run_analytics(&table, &run.settings.application_tag)
+        .await?;
     if analytics.failure().is_none() {
-        ledger.analytics_succeeded_at = Some(Utc::now());
-        ledger.write(staging, payer, period).await?;
+        delivery.mark_analysed().await?;
     }
-    Ok(PeriodOutcome::Synchronized { counts, analytics })
+    Ok(PeriodOutcome::Synchronized {
+        counts: delivery.counts,
+        analytics,
+    })
 }

@@ -10,12 +10,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::payers::PayerConfig;
-use crate::secrets::SecretSetting;
-use crate::storage::{Access, RetryPolicy, StoreUrl, Transfer};
-use crate::warehouse::DEFAULT_KEEP_REPLACED;
+use crate::report::{
+    MetricsProfile, MetricsSettings, NotifyProfile, NotifySettings, OnSqlError, resolve_metrics,
+    resolve_notify,
+};
+use crate::retry::RetryPolicy;
+use crate::storage::{Access, StoreUrl, Transfer};
+use crate::values::{Refusal, lenient, parse_duration, refuse};
+use crate::warehouse::snowflake::SnowflakeProfile;
+use crate::warehouse::{WarehouseKind, WarehouseProfile, WarehouseSettings};
 
 /// The profile that exists without a settings file.
 pub const LOCAL_PROFILE: &str = "local";
@@ -66,77 +72,6 @@ pub enum SettingsError {
         /// What is expected.
         reason: String,
     },
-}
-
-/// What to do when an analytics statement fails.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnSqlError {
-    /// Keep the staged copy, report the failure (metric, summary), exit 0 — the seed's behaviour.
-    #[default]
-    Warn,
-    /// Treat a failed statement as a failed run (exit 1).
-    Fail,
-}
-
-/// Which warehouse runs the analytics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WarehouseSettings {
-    /// Apache DataFusion in-process; final tables as Parquet under `dir`.
-    Embedded {
-        /// Where the final tables live.
-        dir: StoreUrl,
-        /// How long files a run replaced in a final table stay before a later run deletes
-        /// them (readers that started earlier, time travel).
-        keep_replaced: Duration,
-    },
-    /// Snowflake over the SQL API; final tables in its database and schema.
-    Snowflake(Box<crate::warehouse::snowflake::SnowflakeSettings>),
-}
-
-/// Where run metrics go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricsKind {
-    /// No metrics (the `local` default).
-    #[default]
-    None,
-    /// CloudWatch `PutMetricData` calls.
-    CloudWatch,
-    /// CloudWatch Embedded Metric Format: JSON lines on stdout, no API call.
-    Emf,
-}
-
-/// Run metrics, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsSettings {
-    /// Where they go.
-    pub kind: MetricsKind,
-    /// The CloudWatch namespace.
-    pub namespace: String,
-    /// The CloudWatch region; `None` for the environment's.
-    pub region: Option<String>,
-}
-
-/// The end-of-run RabbitMQ notification, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifySettings {
-    /// The broker's `amqp://` or `amqps://` URL (a secret when it holds a password).
-    pub amqp_url: SecretSetting,
-    /// The virtual host, replacing the URL's (the seed's per-env `VHOST_MAPPING`).
-    pub vhost: Option<String>,
-    /// The exchange published to (`""` is the broker's default exchange).
-    pub exchange: String,
-    /// The routing key.
-    pub routing_key: String,
-    /// Attempts after the first before giving up.
-    pub retries: u32,
-    /// The wait before the first retry; doubled on each later one, with jitter.
-    pub backoff: Duration,
-    /// The limit on one attempt (connect, publish, confirm).
-    pub timeout: Duration,
-    /// Whether an undeliverable notification makes the run exit 1.
-    pub required: bool,
 }
 
 /// One profile's settings, validated.
@@ -198,16 +133,14 @@ struct Profile {
     /// URL or directory of the staging store. Required except in `local`
     /// (default `./curflow-data/staging`).
     staging: Option<String>,
-    /// `embedded` or `snowflake` (then `[<env>.snowflake]` and an `s3://` staging are
-    /// required). Default: `embedded`.
+    /// `embedded` or `snowflake`; see [`WarehouseProfile`].
     warehouse: Option<WarehouseKind>,
-    /// `[<env>.snowflake]`: account, objects and credentials (see docs/snowflake.md).
-    snowflake: Option<crate::warehouse::snowflake::SnowflakeProfile>,
+    /// `[<env>.snowflake]`; see [`WarehouseProfile`].
+    snowflake: Option<SnowflakeProfile>,
     /// URL or directory of the embedded warehouse's final tables. Required except in
     /// `local` (default `./curflow-data/warehouse`).
     warehouse_dir: Option<String>,
-    /// How long files a run replaced in a final table stay (`0s`, `12h`, `7d`), 0s-365d.
-    /// Default: `7d`.
+    /// See [`WarehouseProfile`].
     keep_replaced: Option<String>,
     /// Objects copied in parallel, 1–1024. Default: 16.
     #[serde(default, deserialize_with = "lenient")]
@@ -243,55 +176,11 @@ struct Profile {
     /// Lifetime of a payer's lease (`30s`, `10m`), renewed while the run holds it, 1s-24h.
     /// Default: `10m`.
     lease_ttl: Option<String>,
-    /// `[<env>.metrics]`. Default: no metrics.
+    /// `[<env>.metrics]` (see report/metrics/config.rs). Default: no metrics.
     metrics: Option<MetricsProfile>,
-    /// `[<env>.notify]`: a RabbitMQ message at the end of each run. Default: none.
+    /// `[<env>.notify]`: a RabbitMQ message at the end of each run (see
+    /// report/notify/config.rs). Default: none.
     notify: Option<NotifyProfile>,
-}
-
-/// `[<env>.metrics]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsProfile {
-    /// `none`, `cloudwatch` or `emf`. Default: `none`.
-    kind: Option<MetricsKind>,
-    /// CloudWatch namespace, 1-255 printable ASCII characters, not `AWS/…`. Default: `curflow`.
-    namespace: Option<String>,
-    /// CloudWatch region (`cloudwatch` only). Default: the environment's (`AWS_REGION`).
-    region: Option<String>,
-}
-
-/// `[<env>.notify]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NotifyProfile {
-    /// The broker URL: `{ secret = "name", key = "field" }`, `{ env = "VAR" }`,
-    /// `{ file = "/path" }`, or a plain `amqp://host` string when it holds no password.
-    amqp_url: SecretSetting,
-    /// Virtual host, replacing the URL's. Default: the URL's (`/` when it names none).
-    vhost: Option<String>,
-    /// Exchange to publish to; it must exist. Default: `""`, the default exchange.
-    exchange: Option<String>,
-    /// Routing key. Default: `curflow.run`.
-    routing_key: Option<String>,
-    /// Retries after the first attempt, 0-20. Default: 5.
-    #[serde(default, deserialize_with = "lenient")]
-    retries: Option<u64>,
-    /// First retry delay (`500ms`, `2s`, `1m`), doubled on each retry with jitter, 10ms-10m.
-    /// Default: `1s`.
-    backoff: Option<String>,
-    /// Limit on one attempt, 1s-10m. Default: `10s`.
-    timeout: Option<String>,
-    /// Exit 1 when the notification cannot be delivered. Default: false.
-    #[serde(default, deserialize_with = "lenient_bool")]
-    required: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum WarehouseKind {
-    Embedded,
-    Snowflake,
 }
 
 fn default_concurrency() -> u64 {
@@ -321,70 +210,6 @@ fn default_s3_attempts() -> u64 {
 }
 fn default_lease_ttl() -> Duration {
     Duration::from_secs(600)
-}
-fn default_namespace() -> String {
-    "curflow".into()
-}
-fn default_routing_key() -> String {
-    "curflow.run".into()
-}
-fn default_retries() -> u64 {
-    5
-}
-fn default_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-/// `500ms`, `2s`, `1m`, `1h`, `7d` → a duration.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        "d" => n.checked_mul(86_400).map(Duration::from_secs),
-        _ => None,
-    }
-}
-
-/// Booleans from the environment arrive as strings; accept both `true` and `"true"`.
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    lenient_value(d, "true or false")
-}
-
-/// Numbers from the environment arrive as strings; accept both `16` and `"16"`.
-fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    lenient_value(d, "a whole number")
-}
-
-/// A `T` written as itself or as text (how `CURFLOW_*` variables arrive).
-fn lenient_value<'de, D, T>(d: D, expected: &str) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + std::str::FromStr,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ValueOrText<T> {
-        Value(T),
-        Text(String),
-    }
-    match Option::<ValueOrText<T>>::deserialize(d)? {
-        None => Ok(None),
-        Some(ValueOrText::Value(v)) => Ok(Some(v)),
-        Some(ValueOrText::Text(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("\"{s}\" is not {expected}"))),
-    }
 }
 
 /// Where settings come from: an optional file and the process environment.
@@ -539,58 +364,34 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         value: value.to_owned(),
         reason: reason.to_owned(),
     };
+    // A component's own section refuses a value with a `Refusal`; the profile is named here.
+    let refused = |r: Refusal| invalid(&r.key, &r.value, &r.reason);
     let local = env == LOCAL_PROFILE;
     let url = |key: &str, value: Option<String>, default: fn() -> String| {
         let text = match value {
             Some(v) => v,
             None if local => default(),
             None => {
-                return Err(invalid(
+                return Err(refuse(
                     key,
                     "(missing)",
                     "required in this profile: a URL such as s3://bucket/prefix or a directory",
                 ));
             }
         };
-        StoreUrl::parse(&text).map_err(|e| invalid(key, &format!("\"{text}\""), &e.to_string()))
+        StoreUrl::parse(&text).map_err(|e| refuse(key, &format!("\"{text}\""), &e.to_string()))
     };
-    let staging = url("staging", p.staging, default_local_staging)?;
-    let warehouse = match p.warehouse.unwrap_or(WarehouseKind::Embedded) {
-        WarehouseKind::Embedded => WarehouseSettings::Embedded {
-            dir: url(
-                "warehouse_dir",
-                p.warehouse_dir,
-                default_local_warehouse_dir,
-            )?,
-            keep_replaced: match &p.keep_replaced {
-                None => DEFAULT_KEEP_REPLACED,
-                Some(text) => parse_duration(text)
-                    .filter(|d| *d <= Duration::from_secs(365 * 86_400))
-                    .ok_or_else(|| {
-                        invalid(
-                            "keep_replaced",
-                            &format!("\"{text}\""),
-                            "must be a duration such as 0s, 12h or 7d, at most 365d",
-                        )
-                    })?,
-            },
-        },
-        WarehouseKind::Snowflake => {
-            if !staging.as_str().starts_with("s3://") {
-                return Err(invalid(
-                    "staging",
-                    &format!("\"{}\"", staging.as_str()),
-                    "must be an s3:// URL when warehouse = \"snowflake\": Snowflake reads the staged files through an external stage",
-                ));
-            }
-            let snowflake = p
-                .snowflake
-                .unwrap_or_default()
-                .resolve()
-                .map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
-            WarehouseSettings::Snowflake(Box::new(snowflake))
-        }
-    };
+    let staging = url("staging", p.staging, default_local_staging).map_err(refused)?;
+    let warehouse = WarehouseProfile {
+        kind: p.warehouse,
+        snowflake: p.snowflake,
+        dir: p.warehouse_dir,
+        keep_replaced: p.keep_replaced,
+    }
+    .resolve(&staging, |dir| {
+        url("warehouse_dir", dir, default_local_warehouse_dir)
+    })
+    .map_err(refused)?;
     let concurrency = p.concurrency.unwrap_or_else(default_concurrency);
     if !(1..=1024).contains(&concurrency) {
         return Err(invalid(
@@ -699,8 +500,8 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         role_arn: p.staging_role_arn,
         external_id: p.staging_external_id,
     };
-    let metrics = resolve_metrics(p.metrics.unwrap_or_default(), &invalid)?;
-    let notify = p.notify.map(|n| resolve_notify(n, &invalid)).transpose()?;
+    let metrics = resolve_metrics(p.metrics.unwrap_or_default()).map_err(refused)?;
+    let notify = p.notify.map(resolve_notify).transpose().map_err(refused)?;
     Ok(Settings {
         env: env.to_owned(),
         staging,
@@ -718,116 +519,10 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
     })
 }
 
-type Invalid<'a> = &'a dyn Fn(&str, &str, &str) -> SettingsError;
-
-fn resolve_metrics(m: MetricsProfile, invalid: Invalid) -> Result<MetricsSettings, SettingsError> {
-    let namespace = m.namespace.unwrap_or_else(default_namespace);
-    if namespace.is_empty()
-        || namespace.len() > 255
-        || namespace.starts_with("AWS/")
-        || !namespace.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-    {
-        return Err(invalid(
-            "metrics.namespace",
-            &format!("\"{namespace}\""),
-            "must be 1-255 printable ASCII characters and not start with AWS/",
-        ));
-    }
-    Ok(MetricsSettings {
-        kind: m.kind.unwrap_or_default(),
-        namespace,
-        region: m.region,
-    })
-}
-
-fn resolve_notify(n: NotifyProfile, invalid: Invalid) -> Result<NotifySettings, SettingsError> {
-    if let SecretSetting::Plain(text) = &n.amqp_url {
-        let mut url = url::Url::parse(text).ok().filter(|u| matches!(u.scheme(), "amqp" | "amqps")).ok_or_else(|| {
-            invalid(
-                "notify.amqp_url",
-                "(not shown)",
-                "must be an amqp:// or amqps:// URL, or name where it is kept: { secret = \"name\", key = \"field\" }, { env = \"VAR\" } or { file = \"/path\" }",
-            )
-        })?;
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-            return Err(invalid(
-                "notify.amqp_url",
-                &format!("\"{url}\""),
-                "holds a password, and secrets are never written in settings: name where it is kept instead, { secret = \"name\", key = \"field\" } (AWS Secrets Manager), { env = \"VAR\" } or { file = \"/path\" }",
-            ));
-        }
-    }
-    let duration = |key: &str,
-                    value: Option<String>,
-                    default: fn() -> Duration,
-                    range: std::ops::RangeInclusive<Duration>| {
-        let Some(text) = value else {
-            return Ok(default());
-        };
-        parse_duration(&text)
-            .filter(|d| range.contains(d))
-            .ok_or_else(|| {
-                invalid(
-                    key,
-                    &format!("\"{text}\""),
-                    &format!(
-                        "must be a duration such as 500ms, 2s or 1m, from {:?} to {:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
-    };
-    let backoff = duration(
-        "notify.backoff",
-        n.backoff,
-        default_backoff,
-        Duration::from_millis(10)..=Duration::from_secs(600),
-    )?;
-    let timeout = duration(
-        "notify.timeout",
-        n.timeout,
-        default_timeout,
-        Duration::from_secs(1)..=Duration::from_secs(600),
-    )?;
-    let retries = n.retries.unwrap_or_else(default_retries);
-    if retries > 20 {
-        return Err(invalid(
-            "notify.retries",
-            &retries.to_string(),
-            "must be 0-20",
-        ));
-    }
-    let exchange = n.exchange.unwrap_or_default();
-    let routing_key = n.routing_key.unwrap_or_else(default_routing_key);
-    for (key, value) in [
-        ("notify.exchange", &exchange),
-        ("notify.routing_key", &routing_key),
-    ] {
-        if value.len() > 255 {
-            return Err(invalid(
-                key,
-                &format!("\"{value}\""),
-                "must be at most 255 bytes (AMQP short string)",
-            ));
-        }
-    }
-    Ok(NotifySettings {
-        amqp_url: n.amqp_url,
-        vhost: n.vhost,
-        exchange,
-        routing_key,
-        retries: retries as u32,
-        backoff,
-        timeout,
-        required: n.required.unwrap_or(false),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::warehouse::DEFAULT_KEEP_REPLACED;
 
     fn with_file(text: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, SettingsSource) {
         let dir = tempfile::tempdir().unwrap();
@@ -951,8 +646,10 @@ mod tests {
 
     #[test]
     fn metrics_and_notify() {
+        use crate::report::MetricsKind;
+        use crate::secrets::SecretSetting;
         let s = SettingsSource::default().load("local").unwrap();
-        assert_eq!(s.metrics.kind, MetricsKind::None);
+        assert!(s.metrics.kinds.is_empty());
         assert!(s.notify.is_none());
         let (_d, src) = with_file(
             "[local.metrics]\nkind = \"cloudwatch\"\n[local.notify]\namqp_url = { secret = \"prod/amqp\", key = \"url\" }\nvhost = \"finops\"\n",
@@ -964,11 +661,15 @@ mod tests {
             ],
         );
         let s = src.load("local").unwrap();
-        assert_eq!(s.metrics.kind, MetricsKind::Emf);
+        assert_eq!(s.metrics.kinds, [MetricsKind::Emf]);
         assert_eq!(s.metrics.namespace, "curflow");
         let n = s.notify.unwrap();
         assert_eq!(
-            (n.retries, n.backoff, n.required),
+            (
+                n.retry.max_attempts - 1,
+                n.retry.initial_backoff,
+                n.required
+            ),
             (2, Duration::from_millis(250), true)
         );
         assert_eq!(n.routing_key, "curflow.run");
@@ -976,6 +677,24 @@ mod tests {
             n.amqp_url,
             SecretSetting::Ref(crate::secrets::SecretRef::SecretsManager { .. })
         ));
+        // A list arrives from the environment as one string.
+        let (_d, src) = with_file(
+            "[local.metrics]\nkinds = [\"emf\"]\n",
+            &[("CURFLOW_METRICS__KINDS", "cloudwatch,emf")],
+        );
+        assert_eq!(
+            src.load("local").unwrap().metrics.kinds,
+            [MetricsKind::CloudWatch, MetricsKind::Emf]
+        );
+        let (_d, src) = with_file(
+            "[local.metrics]\nkind = \"emf\"\n",
+            &[("CURFLOW_METRICS__KINDS", "cloudwatch")],
+        );
+        let err = src.load("local").unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.kind ") && err.contains("metrics.kinds"),
+            "{err}"
+        );
     }
 
     #[test]

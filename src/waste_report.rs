@@ -5,18 +5,14 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::{dollars, render_html};
-use crate::settings::{Settings, WarehouseSettings};
-use crate::storage::{Location, StorageError};
+use crate::settings::Settings;
 use crate::task::{BillingPeriod, PayerId};
-use crate::warehouse::{Embedded, Snowflake, Warehouse, WarehouseError, WasteBreakdown};
+use crate::warehouse::{self, WarehouseError, WasteBreakdown, WasteReader};
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The warehouse location cannot be opened.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The final tables cannot be read.
+    /// The warehouse cannot be opened or its final tables cannot be read.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     /// Nothing was analysed for this payer-month.
@@ -52,19 +48,10 @@ pub async fn run(
     period: BillingPeriod,
     html: &Path,
 ) -> Result<String, ReportError> {
-    let breakdown = match &settings.warehouse {
-        WarehouseSettings::Embedded { dir, .. } => {
-            Embedded::new(Location::open(dir, None)?)
-                .breakdown(payer, period)
-                .await?
-        }
-        WarehouseSettings::Snowflake(snowflake) => {
-            Snowflake::connect(snowflake)
-                .await?
-                .breakdown(payer, period)
-                .await?
-        }
-    };
+    let breakdown = warehouse::open(&settings.warehouse)
+        .await?
+        .breakdown(payer, period)
+        .await?;
     if breakdown.top_commitments.is_empty() {
         return Err(ReportError::Empty {
             payer: payer.clone(),

@@ -1,8 +1,9 @@
 -- Commitment wastage analytics (DataFusion dialect): hourly Reserved Instance and Savings
 -- Plans waste of one payer-period, attributed to applications. docs/analytics.md and
--- DESIGN.md §3 define every number; curflow runs the statements in order and then
--- replaces the payer-period in ri_wastage_hourly, sp_wastage_hourly and
--- commitment_reconciliation with the tables of the same names created here.
+-- DESIGN.md §3 define every number. These statements build what every final table
+-- selects from; each final table's own statement is its own file beside this one
+-- (<table>.sql, run after these in the registry's order), and curflow then replaces the
+-- payer-period in each final table with the table of the same name so created.
 --
 -- Input: cur_line_items, the staged CUR 2.0 files of the period. Placeholders are filled
 -- by curflow's typed renderer: #startyear, #startmonth, #billing_period, #payer_id,
@@ -166,44 +167,3 @@ SELECT h.kind, h.commitment_arn, h.usage_hour, h.owner_account_id, h.region, h.p
 FROM commitment_hours h
 LEFT JOIN period_total t ON t.kind = h.kind AND t.commitment_arn = h.commitment_arn
 WHERE h.used = 0 AND t.used IS NULL;
-
-CREATE TABLE ri_wastage_hourly AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, usage_hour,
-       commitment_arn AS reservation_arn, owner_account_id, region, product_code, application,
-       capacity * share AS reserved_units,
-       app_used AS used_units,
-       unused * share AS unused_units,
-       unused * rate * share AS unused_cost,
-       attribution, now() AS processed_at
-FROM attributed_hours
-WHERE kind = 'ri';
-
-CREATE TABLE sp_wastage_hourly AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, usage_hour,
-       commitment_arn AS savings_plan_arn, owner_account_id, region, product_code, application,
-       capacity * share AS commitment,
-       app_used AS used_commitment,
-       unused * share AS unused_commitment,
-       unused * share AS unused_cost,
-       attribution, now() AS processed_at
-FROM attributed_hours
-WHERE kind = 'sp';
-
--- What the fee lines report against what the hourly rows add up to: an RI's unused fees
--- on its RIFee line, a Savings Plan's used commitment on its fee lines against the
--- covered usage lines.
-CREATE TABLE commitment_reconciliation AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, 'ri' AS kind,
-       c.commitment_arn, c.reported_unused_cost AS expected,
-       COALESCE(w.unused_cost, 0) AS computed, now() AS processed_at
-FROM ri_commitments c
-LEFT JOIN (SELECT reservation_arn, sum(unused_cost) AS unused_cost
-           FROM ri_wastage_hourly GROUP BY reservation_arn) w
-  ON w.reservation_arn = c.commitment_arn
-UNION ALL
-SELECT #payer_id, #billing_period, 'sp', f.commitment_arn, f.used_commitment,
-       COALESCE(u.used, 0), now()
-FROM (SELECT commitment_arn, sum(used_commitment) AS used_commitment
-      FROM sp_fee_hours GROUP BY commitment_arn) f
-LEFT JOIN (SELECT commitment_arn, sum(used) AS used FROM sp_use GROUP BY commitment_arn) u
-  ON u.commitment_arn = f.commitment_arn;

@@ -6,8 +6,8 @@
 -- curflow sends these statements in one multi-statement SQL API request (one session, so
 -- the temporary tables live exactly as long as the run), preceded by a temporary view
 -- cur_line_items over the period's external table and followed by one transaction that
--- replaces the payer-period in ri_wastage_hourly, sp_wastage_hourly and
--- commitment_reconciliation with the new_* tables created here. Placeholders are filled
+-- replaces the payer-period in each final table with the new_<table> that its own file
+-- (<table>.sql beside this one, run after these statements) creates. Placeholders are filled
 -- by curflow's typed renderer: #startyear, #startmonth, #billing_period, #payer_id,
 -- #payers_ids, #application_tag. Timestamps are UTC (TIMESTAMP_NTZ), as CUR writes them.
 
@@ -172,44 +172,3 @@ SELECT h.kind, h.commitment_arn, h.usage_hour, h.owner_account_id, h.region, h.p
 FROM commitment_hours h
 LEFT JOIN period_total t ON t.kind = h.kind AND t.commitment_arn = h.commitment_arn
 WHERE h.used = 0 AND t.used IS NULL;
-
-CREATE OR REPLACE TEMPORARY TABLE new_ri_wastage_hourly AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, usage_hour,
-       commitment_arn AS reservation_arn, owner_account_id, region, product_code, application,
-       capacity * share AS reserved_units,
-       app_used AS used_units,
-       unused * share AS unused_units,
-       unused * rate * share AS unused_cost,
-       attribution, SYSDATE() AS processed_at
-FROM attributed_hours
-WHERE kind = 'ri';
-
-CREATE OR REPLACE TEMPORARY TABLE new_sp_wastage_hourly AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, usage_hour,
-       commitment_arn AS savings_plan_arn, owner_account_id, region, product_code, application,
-       capacity * share AS commitment,
-       app_used AS used_commitment,
-       unused * share AS unused_commitment,
-       unused * share AS unused_cost,
-       attribution, SYSDATE() AS processed_at
-FROM attributed_hours
-WHERE kind = 'sp';
-
--- What the fee lines report against what the hourly rows add up to: an RI's unused fees
--- on its RIFee line, a Savings Plan's used commitment on its fee lines against the
--- covered usage lines.
-CREATE OR REPLACE TEMPORARY TABLE new_commitment_reconciliation AS
-SELECT #payer_id AS payer_id, #billing_period AS billing_period, 'ri' AS kind,
-       c.commitment_arn, c.reported_unused_cost AS expected,
-       COALESCE(w.unused_cost, 0) AS computed, SYSDATE() AS processed_at
-FROM ri_commitments c
-LEFT JOIN (SELECT reservation_arn, SUM(unused_cost) AS unused_cost
-           FROM new_ri_wastage_hourly GROUP BY reservation_arn) w
-  ON w.reservation_arn = c.commitment_arn
-UNION ALL
-SELECT #payer_id, #billing_period, 'sp', f.commitment_arn, f.used_commitment,
-       COALESCE(u.used, 0), SYSDATE()
-FROM (SELECT commitment_arn, SUM(used_commitment) AS used_commitment
-      FROM sp_fee_hours GROUP BY commitment_arn) f
-LEFT JOIN (SELECT commitment_arn, SUM(used) AS used FROM sp_use GROUP BY commitment_arn) u
-  ON u.commitment_arn = f.commitment_arn;

@@ -1,6 +1,8 @@
 //! Synthetic CUR 2.0 (AWS Data Exports) for one payer and one billing month, with a known
 //! ground truth: the exact hourly RI and Savings Plans waste per commitment, hour and
-//! application, computed from the generator's own model rather than from SQL.
+//! application, computed from the generator's own model rather than from SQL. The same
+//! month can be written in the legacy CUR layout instead (`legacy`), chosen by the
+//! [`Layout`] value sync reads exports with.
 //!
 //! Used by `curflow demo`, by integration tests (which compare the analytics with the truth to
 //! the cent) and by benchmarks (ten million rows with flat memory). The model is documented in
@@ -36,6 +38,8 @@ pub use truth::{Attribution, GroundTruth, RiTruthRow, SpTruthRow, UNALLOCATED, U
 use period::{Period, iso_ms};
 use rng::Rng;
 
+use crate::sync::Layout;
+
 /// What to generate: one payer, one month, one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
@@ -63,10 +67,11 @@ pub struct GenerateOptions {
     /// `file:///tmp/x/src/payer-1`), used for the manifest's `dataFiles`. When empty, the
     /// manifest lists the data files' object keys instead. Default empty.
     pub root_url: String,
-    /// Write the legacy CUR (Parquet) layout instead of CUR 2.0: the report named
+    /// The layout to write: CUR 2.0, or the legacy CUR (Parquet) layout — the report named
     /// `export_name` under the root (see `legacy`), same rows and ground truth, tags as
-    /// `resource_tags_user_<key>` columns. Default false.
-    pub legacy: bool,
+    /// `resource_tags_user_<key>` columns. `Auto` names no layout and is refused.
+    /// Default `Cur2`.
+    pub layout: Layout,
 }
 
 impl GenerateOptions {
@@ -82,7 +87,7 @@ impl GenerateOptions {
             export_name: "cur2".to_owned(),
             rows_per_file: 1_000_000,
             root_url: String::new(),
-            legacy: false,
+            layout: Layout::Cur2,
         }
     }
 }
@@ -193,7 +198,7 @@ struct BillingPeriod {
 /// `data/BILLING_PERIOD=YYYY-MM/` are deleted first, the new data files are streamed hour by
 /// hour (memory stays flat for ten million rows), the manifest naming them is written last,
 /// and `ground-truth/BILLING_PERIOD=YYYY-MM/` (outside `data/`, so never staged) follows.
-/// With `opts.legacy` the same rows go to the legacy layout, bracketed by the status file:
+/// With `Layout::Legacy` the same rows go to the legacy layout, bracketed by the status file:
 /// `UPDATING` before the old files are removed, `READY` after the manifest.
 pub async fn generate(
     store: Arc<dyn ObjectStore>,
@@ -205,8 +210,9 @@ pub async fn generate(
     let partition = format!("BILLING_PERIOD={label}");
     let model = draw::build(&opts.payer_id, period, opts.seed);
     let truth = truth::compute(&model);
+    let is_legacy = opts.layout == Layout::Legacy;
 
-    let data_dir = if opts.legacy {
+    let data_dir = if is_legacy {
         // AWS marks the whole report UPDATING while it rewrites a period.
         write_legacy_status(&store, root, true).await?;
         legacy::data_dir(root, &opts.export_name, &period)
@@ -218,7 +224,7 @@ pub async fn generate(
     let plan = lines::Plan::new(&model, &truth, opts.rows);
     let encoder = batch::Encoder::new(&model, opts.delivery);
     // A legacy report keeps its file names from one delivery to the next (it overwrites).
-    let (prefix, schema) = if opts.legacy {
+    let (prefix, schema) = if is_legacy {
         (opts.export_name.clone(), legacy::schema(&encoder.schema()))
     } else {
         (
@@ -242,7 +248,7 @@ pub async fn generate(
             let batch = encoder
                 .encode(chunk, seq)
                 .and_then(|batch| {
-                    if opts.legacy {
+                    if is_legacy {
                         legacy::convert(&batch, &schema)
                     } else {
                         Ok(batch)
@@ -261,7 +267,7 @@ pub async fn generate(
     let execution_id =
         draw::uuid_like(&mut Rng::derive(model.base, &[8, u64::from(opts.delivery)]));
 
-    let manifest_key = if opts.legacy {
+    let manifest_key = if is_legacy {
         let delivery = legacy::Delivery {
             period: &period,
             report: &opts.export_name,
@@ -382,6 +388,9 @@ fn validate(opts: &GenerateOptions) -> Result<Period, GenerateError> {
     }
     if opts.rows_per_file == 0 {
         return invalid("rows_per_file must be 1 or more".to_owned());
+    }
+    if opts.layout == Layout::Auto {
+        return invalid("layout auto names no layout to write: choose cur2 or legacy".to_owned());
     }
     if opts.export_name.is_empty() || opts.export_name.contains('/') {
         return invalid(format!(

@@ -46,6 +46,7 @@ async fn bad_options_are_refused_before_anything_is_touched() {
         |o: &mut GenerateOptions| o.rows_per_file = 0,
         |o: &mut GenerateOptions| o.month = 13,
         |o: &mut GenerateOptions| o.export_name = "a/b".to_owned(),
+        |o: &mut GenerateOptions| o.layout = Layout::Auto,
     ] {
         let mut opts = options();
         change(&mut opts);

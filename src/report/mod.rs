@@ -1,17 +1,23 @@
 //! What a run did, and the sinks that tell people about it.
 //!
-//! The pipeline fills one [`RunReport`]; every sink (the text summary, metrics, the
-//! notification) reads it and nothing else, so they all tell the same story. [`publish`]
-//! sends the metrics and the notification, once, after the run.
+//! The pipeline fills one [`RunReport`]; every [`Sink`] (the RabbitMQ notification,
+//! CloudWatch and EMF metrics, the text summary) reads it and nothing else, so they all
+//! tell the same story. [`sinks`] builds the ones a profile configures, each from its own
+//! settings section (`metrics`, `notify`), and [`publish`] sends the report to them once,
+//! after the run, in the fixed order of [`Stage`].
 
 mod html;
 mod metrics;
 mod notify;
+mod sink;
 mod summary;
 
 pub use html::render_html;
-pub use metrics::MetricsError;
-pub use notify::{NotifyError, notification_body};
+pub use metrics::{MetricsError, MetricsKind, MetricsSettings};
+pub(crate) use metrics::{MetricsProfile, resolve_metrics};
+pub use notify::{NotifyError, NotifySettings};
+pub(crate) use notify::{NotifyProfile, resolve_notify};
+pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
 pub(crate) use summary::dollars;
 pub use summary::render_summary;
 
@@ -19,23 +25,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::settings::{OnSqlError, Settings};
+use crate::sync::SyncCounts;
 use crate::task::{BillingPeriod, PayerId, TaskInput};
 use crate::warehouse::AnalyticsOutcome;
 
-/// File counts of a sync, planned or done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyncCounts {
-    /// Files copied (or to copy).
-    pub copied_files: usize,
-    /// Bytes copied (or to copy).
-    pub copied_bytes: u64,
-    /// Stale staged files deleted (or to delete).
-    pub deleted_files: usize,
-    /// Files already staged and verified.
-    pub unchanged_files: usize,
-    /// Their bytes.
-    pub unchanged_bytes: u64,
+/// What a failed analytics statement does to the run (the profile's `on_sql_error`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSqlError {
+    /// Keep the staged copy, report the failure (metric, summary), exit 0 — the seed's behaviour.
+    #[default]
+    Warn,
+    /// Treat a failed statement as a failed run (exit 1).
+    Fail,
 }
 
 /// What happened to one payer-period.
@@ -119,20 +121,28 @@ impl RunReport {
     /// The report of a run that ended on an unexpected error before it could report.
     pub fn fatal(
         task: TaskInput,
-        settings: &Settings,
+        on_sql_error: OnSqlError,
         started_at: DateTime<Utc>,
         error: String,
     ) -> Self {
         Self {
             task,
             dry_run: false,
-            on_sql_error: settings.on_sql_error,
+            on_sql_error,
             inactive: Vec::new(),
             periods: Vec::new(),
             started_at,
             finished_at: Utc::now(),
             fatal: Some(error),
         }
+    }
+
+    /// The run's wall-clock time in seconds.
+    pub fn duration_seconds(&self) -> f64 {
+        (self.finished_at - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+            .as_secs_f64()
     }
 
     /// The overall status.
@@ -212,52 +222,38 @@ impl Totals {
     }
 }
 
-/// What [`publish`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Nothing configured to send.
-    NotConfigured,
-    /// Sent.
-    Sent,
-    /// Could not be sent; the failure was logged.
-    Failed,
+/// The sinks a profile's `[<env>.notify]` and `[<env>.metrics]` configure for a run, in
+/// their order: the notification (when set), each metrics kind, then the summary.
+pub fn sinks(metrics: &MetricsSettings, notify: Option<&NotifySettings>) -> Vec<Box<dyn Sink>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(notify) = notify {
+        sinks.push(Box::new(notify::Notification(notify.clone())));
+    }
+    sinks.extend(metrics::sinks(metrics));
+    sinks.push(Box::new(summary::Summary));
+    sinks
 }
 
-/// What [`publish`] did with the notification and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    /// The RabbitMQ notification.
-    pub notification: Delivery,
-    /// The metrics.
-    pub metrics: Delivery,
+/// The sinks of a plan: the summary only, since a plan publishes nothing.
+pub fn plan_sinks() -> Vec<Box<dyn Sink>> {
+    vec![Box::new(summary::Summary)]
 }
 
-/// Sends the run's notification, then its metrics (which count an undeliverable
-/// notification as `NotificationFailed`). Failures are logged, never raised: the run's
-/// result is already decided, and the caller decides from [`Published`] whether an
-/// undeliverable notification changes the exit code (`notify.required`).
-pub async fn publish(report: &RunReport, settings: &Settings) -> Published {
-    let notification = match &settings.notify {
-        None => Delivery::NotConfigured,
-        Some(notify) => match notify::send(report, notify).await {
-            Ok(()) => Delivery::Sent,
-            Err(error) => {
-                tracing::error!(error = %error, "run notification not delivered; the summary and metrics still report the run");
-                Delivery::Failed
-            }
-        },
-    };
-    let metrics =
-        match metrics::send(report, &settings.metrics, notification == Delivery::Failed).await {
-            Ok(false) => Delivery::NotConfigured,
-            Ok(true) => Delivery::Sent,
-            Err(error) => {
-                tracing::error!(error = %error, "metrics not sent");
-                Delivery::Failed
-            }
-        };
-    Published {
-        notification,
-        metrics,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SettingsSource;
+
+    #[test]
+    fn a_profile_gets_its_metrics_kinds_between_notification_and_summary() {
+        let names = |sinks: &[Box<dyn Sink>]| sinks.iter().map(|s| s.name()).collect::<Vec<_>>();
+        let mut settings = SettingsSource::default().load("local").unwrap();
+        assert_eq!(names(&sinks(&settings.metrics, None)), ["summary"]);
+        settings.metrics.kinds = vec![MetricsKind::CloudWatch, MetricsKind::Emf];
+        assert_eq!(
+            names(&sinks(&settings.metrics, None)),
+            ["cloudwatch", "emf", "summary"]
+        );
+        assert_eq!(names(&plan_sinks()), ["summary"]);
     }
 }

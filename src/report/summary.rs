@@ -1,8 +1,12 @@
 //! The plain-text summary printed at the end of a run: one block per payer, one line per
-//! billing period, totals a FinOps engineer can check against the CUR.
+//! billing period, totals a FinOps engineer can check against the CUR. It is the last
+//! sink of a run ([`Summary`]), and the only one of a plan.
 
 use std::fmt::Write;
 
+use futures::FutureExt;
+
+use super::sink::{Published, Sink, SinkFuture, Stage};
 use super::{PeriodOutcome, RunReport, Status, SyncCounts};
 
 /// Bytes in the units people read: 1.2 MB, 3.4 GB.
@@ -114,14 +118,19 @@ pub fn render_summary(report: &RunReport) -> String {
                         );
                     }
                     (Some(t), None) => {
-                        let _ = write!(
-                            line,
-                            "\n           RI waste {} ({} hourly rows), SP waste {} ({} hourly rows)",
-                            dollars(t.ri_unused_cost),
-                            t.ri_rows,
-                            dollars(t.sp_unused_cost),
-                            t.sp_rows
-                        );
+                        let waste: Vec<String> = t
+                            .tables
+                            .iter()
+                            .map(|table| {
+                                format!(
+                                    "{} waste {} ({} hourly rows)",
+                                    table.label,
+                                    dollars(table.unused_cost),
+                                    table.rows
+                                )
+                            })
+                            .collect();
+                        let _ = write!(line, "\n           {}", waste.join(", "));
                         if t.mismatches.is_empty() {
                             line.push_str(", every commitment reconciles");
                         }
@@ -161,6 +170,31 @@ pub fn render_summary(report: &RunReport) -> String {
     };
     let _ = writeln!(out, "status: {status}");
     out
+}
+
+/// The summary on stdout, as a sink. A run that ended on a fatal error has no summary:
+/// `main` prints its one `error:` line on stderr instead.
+pub(super) struct Summary;
+
+impl Sink for Summary {
+    fn stage(&self) -> Stage {
+        Stage::Summary
+    }
+
+    fn name(&self) -> &'static str {
+        "summary"
+    }
+
+    /// Never errors.
+    fn send<'a>(&'a self, report: &'a RunReport, _earlier: &'a Published) -> SinkFuture<'a> {
+        async move {
+            if report.fatal.is_none() {
+                print!("{}", render_summary(report));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{ProvideCredentials, SharedCredentialsProvider};
 use object_store::aws::AwsCredential;
 
-use super::RetryPolicy;
+use super::retry;
+use crate::retry::RetryPolicy;
 
 /// Session name that shows in the payer's CloudTrail for every assumed-role request.
 const SESSION_NAME: &str = "curflow";
@@ -50,10 +51,10 @@ impl Access {
 
     /// The SDK configuration for this side: environment (endpoint, region, credentials),
     /// retry policy, and the assumed role's credentials when a role is set.
-    pub(super) async fn sdk_config(&self, retry: &RetryPolicy) -> SdkConfig {
+    pub(super) async fn sdk_config(&self, policy: &RetryPolicy) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry.sdk_retry())
-            .timeout_config(retry.sdk_timeouts());
+            .retry_config(retry::sdk_retry(policy))
+            .timeout_config(retry::sdk_timeouts());
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }

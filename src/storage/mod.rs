@@ -8,7 +8,7 @@
 //! An S3 location opened with [`Location::connect`] also holds an S3 SDK client reached as
 //! its own principal ([`Access`]: the default chain or an assumed role); copies between two
 //! such locations reached as the same principal run server-side ([`s3`]), all others stream
-//! through this process. Retries follow one [`RetryPolicy`].
+//! through this process. Retries follow one [`RetryPolicy`] (see [`crate::retry`]).
 
 mod credentials;
 mod retry;
@@ -27,9 +27,9 @@ use object_store::{
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
+use crate::retry::RetryPolicy;
+
 pub use credentials::Access;
-pub use retry::RetryPolicy;
-pub use s3::{MAX_PART, MIN_PART, part_plan};
 
 /// A failed storage operation, naming the URL it was about.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +196,8 @@ pub struct Transfer {
     pub multipart_threshold: u64,
     /// Part size (bytes) of a multipart copy, 5 MiB–5 GiB. Default 128 MiB.
     pub part_size: u64,
-    /// Retries and timeouts.
+    /// How each request is retried (its timeouts are fixed: 5 s to connect, 120 s of
+    /// silence).
     pub retry: RetryPolicy,
 }
 
@@ -246,11 +247,11 @@ impl Location {
         );
         let mut options = ClientOptions::new()
             .with_pool_max_idle_per_host(transfer.concurrency)
-            .with_connect_timeout(transfer.retry.connect_timeout)
-            .with_timeout(transfer.retry.read_timeout);
+            .with_connect_timeout(retry::CONNECT_TIMEOUT)
+            .with_timeout(retry::READ_TIMEOUT);
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
-            .with_retry(transfer.retry.object_store())
+            .with_retry(retry::object_store_retry(&transfer.retry))
             .with_region(sdk.region().map_or("us-east-1", |r| r.as_ref()));
         if let Some(endpoint) = sdk.endpoint_url() {
             options = options.with_allow_http(endpoint.starts_with("http://"));

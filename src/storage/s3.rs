@@ -21,11 +21,11 @@ use futures::{StreamExt, TryStreamExt};
 use super::{Access, StorageError, Transfer};
 
 /// S3's smallest part (all but the last).
-pub const MIN_PART: u64 = 5 * 1024 * 1024;
+pub(super) const MIN_PART: u64 = 5 * 1024 * 1024;
 /// S3's largest part, and the largest object one CopyObject can copy.
-pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+pub(super) const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's limit on parts per upload.
-pub const MAX_PARTS: u64 = 10_000;
+pub(super) const MAX_PARTS: u64 = 10_000;
 
 /// The SDK's HTTPS client as the SDK builds it by default (rustls with aws-lc, proxy from
 /// the environment, the SDK's timeouts), but keeping up to `concurrency` idle connections
@@ -63,7 +63,7 @@ pub(super) struct Object<'a> {
 
 /// The inclusive byte ranges of the parts that copy an object of `size` bytes, `part_size`
 /// each (kept within S3's 5 MiB–5 GiB, and grown when 10,000 parts would not cover it).
-pub fn part_plan(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+pub(super) fn part_plan(size: u64, part_size: u64) -> Vec<(u64, u64)> {
     let mut part = part_size.clamp(MIN_PART, MAX_PART);
     if size.div_ceil(part) > MAX_PARTS {
         part = size.div_ceil(MAX_PARTS);

@@ -1,7 +1,7 @@
 //! Carrying out a plan: bounded parallel copies, each verified, then deletions.
 //!
 //! Copies run first and must all verify before any stale file is deleted, so a reader
-//! never finds the period empty; the pipeline writes the ledger only after both.
+//! never finds the period empty; `stage` writes the ledger only after both.
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -21,7 +21,7 @@ pub struct CopyError {
 
 /// What a sync moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Transferred {
+pub(super) struct Transferred {
     /// Objects written or deleted.
     pub files: usize,
     /// Bytes written.
@@ -30,7 +30,7 @@ pub struct Transferred {
 
 /// Copies `files` (keys relative to both folders) from `source` to `staged`, at most
 /// `concurrency` at a time, verifying each, with progress output for this payer-period.
-pub async fn copy_all(
+pub(super) async fn copy_all(
     source: &Location,
     staged: &Location,
     files: &[ObjectInfo],
@@ -64,7 +64,7 @@ pub async fn copy_all(
 }
 
 /// Deletes `keys` from `staged`, at most `concurrency` at a time.
-pub async fn delete_all(
+pub(super) async fn delete_all(
     staged: &Location,
     keys: &[String],
     concurrency: usize,

@@ -53,7 +53,7 @@ struct Holder {
 /// A held lease; [`Lease::release`] gives it back. Dropping it stops the renewal, and the
 /// lease then expires by itself.
 #[derive(Debug)]
-pub struct Lease {
+pub(super) struct Lease {
     staging: Location,
     key: String,
     payer: PayerId,
@@ -83,7 +83,7 @@ fn holder_body(token: &str, ttl: Duration) -> Vec<u8> {
 
 impl Lease {
     /// Takes the payer's lease for `ttl`, renewed every third of it while held.
-    pub async fn acquire(
+    pub(super) async fn acquire(
         staging: &Location,
         payer: &PayerId,
         ttl: Duration,
@@ -163,7 +163,7 @@ impl Lease {
     }
 
     /// Stops renewing and deletes the lease if it is still this run's.
-    pub async fn release(self) -> Result<(), LeaseError> {
+    pub(super) async fn release(self) -> Result<(), LeaseError> {
         self.renewal.abort();
         let storage = |source| LeaseError::Storage {
             payer: self.payer.clone(),

@@ -28,7 +28,7 @@ pub struct LedgerError {
 
 /// One staged file as it was at the source when copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagedFile {
+pub(super) struct StagedFile {
     /// Size in bytes.
     pub size: u64,
     /// The source's ETag at copy time.
@@ -49,7 +49,7 @@ impl From<&ObjectInfo> for StagedFile {
 
 /// What is staged for one payer-period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ledger {
+pub(super) struct Ledger {
     /// Format version.
     pub format: u32,
     /// The source delivery (manifest execution id), if the source had a manifest.
@@ -68,7 +68,7 @@ impl Ledger {
     }
 
     /// Reads the ledger; `None` when there is none or it is unreadable (logged).
-    pub async fn read(
+    pub(super) async fn read(
         staging: &Location,
         payer: &PayerId,
         period: BillingPeriod,
@@ -96,7 +96,7 @@ impl Ledger {
     }
 
     /// Writes the ledger in one request.
-    pub async fn write(
+    pub(super) async fn write(
         &self,
         staging: &Location,
         payer: &PayerId,

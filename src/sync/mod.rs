@@ -1,31 +1,54 @@
 //! Keeping the staging store an exact mirror of each payer's current CUR delivery.
 //!
-//! Four steps, each in its own module: [`discover`] lists a source period and reads its
-//! manifest (the legacy CUR layout in `legacy`), [`plan`] compares that with what is staged
-//! and with the ledger (a pure function), [`copy`] carries out a plan, and [`ledger`]
-//! remembers what was staged and verified. The order of the steps is the pipeline's
-//! business, not theirs. [`lease`] keeps two runs for one payer apart; [`progress`] shows
-//! copies as they go.
+//! [`PayerSync`] (in `stage`) owns the order of sync's own steps — plan → lease → copy →
+//! delete → ledger — and hands back what it staged; each step is its own module: `layout`
+//! knows how a source is laid out ([`Layout`]: one module per layout, plus discovery of a
+//! period and its manifest), `plan` compares that with what is staged and with the ledger
+//! (a pure function), `copy` carries out a plan, `ledger` remembers what was staged and
+//! verified, and `lease` keeps two runs for one payer apart. [`progress`] shows copies as
+//! they go. What happens to a staged period next is the pipeline's business.
 
 mod copy;
-mod discover;
+mod layout;
 mod lease;
 mod ledger;
-mod legacy;
 mod plan;
 pub mod progress;
+mod stage;
 
-pub use copy::{CopyError, Transferred, copy_all, delete_all};
-pub use discover::{DeliveryState, DiscoverError, SourcePeriod, discover};
-pub use lease::{Lease, LeaseError};
-pub use ledger::{Ledger, LedgerError, StagedFile};
-pub use plan::{Plan, plan};
+pub use copy::CopyError;
+pub use layout::{DiscoverError, Layout, TagColumn};
+pub use lease::LeaseError;
+pub use ledger::LedgerError;
+pub use stage::{Intent, PayerSync, StageOutcome, StagedDelivery, SyncCounts};
 
+use crate::storage::StorageError;
 use crate::task::{BillingPeriod, PayerId};
+
+/// Staging a payer-period failed; the staged copy is as the previous ledger describes it.
+/// Each variant's message is its source's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Discovering the source's delivery failed.
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    /// Listing the staged copy failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Reading or writing the ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The payer's lease could not be taken.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// A copy or deletion failed.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+}
 
 /// Where a payer-period is staged, relative to the staging root:
 /// `year=YYYY/month=M/payer-<id>` (the month without a leading zero, as the seed wrote it).
-pub fn staged_folder(payer: &PayerId, period: BillingPeriod) -> String {
+fn staged_folder(payer: &PayerId, period: BillingPeriod) -> String {
     format!(
         "year={}/month={}/payer-{}",
         period.year(),

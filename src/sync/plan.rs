@@ -7,12 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::ledger::Ledger;
 use crate::storage::ObjectInfo;
-use crate::sync::Ledger;
 
 /// What a sync of one payer-period has to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Source files to copy (keys relative to the period folder).
     pub copies: Vec<ObjectInfo>,
     /// Staged files to delete after the copies are verified.
@@ -25,19 +25,19 @@ pub struct Plan {
 
 impl Plan {
     /// True when the staged period already mirrors the source.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.copies.is_empty() && self.deletes.is_empty()
     }
 
     /// Total bytes to copy.
-    pub fn copy_bytes(&self) -> u64 {
+    pub(super) fn copy_bytes(&self) -> u64 {
         self.copies.iter().map(|o| o.size).sum()
     }
 }
 
 /// Compares a source period with its staged copy. `source` and `staged` are keyed relative
 /// to their period folders.
-pub fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger>) -> Plan {
+pub(super) fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger>) -> Plan {
     // Keyed look-ups: a period can hold tens of thousands of files.
     let staged_sizes: HashMap<&str, u64> =
         staged.iter().map(|s| (s.key.as_str(), s.size)).collect();
@@ -66,7 +66,7 @@ pub fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::StagedFile;
+    use crate::sync::ledger::StagedFile;
 
     fn obj(key: &str, size: u64, e_tag: &str) -> ObjectInfo {
         ObjectInfo {

@@ -7,6 +7,7 @@
 //! Any Delta reader (Spark, DuckDB, Polars, delta-rs) can read the tables.
 
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
@@ -16,11 +17,10 @@ use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
+use super::tables::PARTITION_COLUMNS;
+use crate::retry::RetryPolicy;
 use crate::storage::Location;
 use crate::task::{BillingPeriod, PayerId};
-
-/// The partition columns of every final table, in order.
-pub const PARTITION_COLUMNS: [&str; 2] = ["payer_id", "billing_period"];
 
 static S3_HANDLERS: Once = Once::new();
 
@@ -46,7 +46,10 @@ fn local_folder(dir: &Location, name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// The table with its latest version loaded, or `None` when it does not exist yet.
-pub async fn load(dir: &Location, name: &str) -> Result<Option<DeltaTable>, DeltaTableError> {
+pub(super) async fn load(
+    dir: &Location,
+    name: &str,
+) -> Result<Option<DeltaTable>, DeltaTableError> {
     if local_folder(dir, name).is_some_and(|folder| !folder.exists()) {
         return Ok(None);
     }
@@ -71,7 +74,7 @@ pub async fn load(dir: &Location, name: &str) -> Result<Option<DeltaTable>, Delt
 }
 
 /// Replaces the rows of one payer-period in table `name` with `batch`, in one commit.
-pub async fn replace_partition(
+pub(super) async fn replace_partition(
     dir: &Location,
     name: &str,
     batch: RecordBatch,
@@ -84,9 +87,14 @@ pub async fn replace_partition(
     replace_where(dir, name, batch, partition, &PARTITION_COLUMNS).await
 }
 
-/// How many times a replace is attempted when other writers keep committing first in a way
-/// delta-rs does not reconcile by itself (two runs creating the same table, say).
-const COMMIT_ATTEMPTS: usize = 5;
+/// How a replace is retried when other writers keep committing first in a way delta-rs does
+/// not reconcile by itself (two runs creating the same table, say): 5 attempts, a short
+/// growing wait between them so that racing writers fall out of step.
+const COMMIT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 5,
+    initial_backoff: Duration::from_millis(50),
+    max_backoff: Duration::from_secs(2),
+};
 
 /// Replaces the rows matching `predicate` in table `name` (created, partitioned by
 /// `partition_columns`, if missing) with `batch`, in one commit. The predicate is an
@@ -96,8 +104,8 @@ const COMMIT_ATTEMPTS: usize = 5;
 /// concurrent writers — runs for other payers — can never overwrite each other's commit;
 /// the loser of a race re-reads the table and commits again. Writers of disjoint
 /// partitions are reconciled by delta-rs itself; a lost race on table creation is retried
-/// here from a fresh snapshot.
-pub async fn replace_where(
+/// here from a fresh snapshot, after a short wait that grows with each attempt.
+pub(super) async fn replace_where(
     dir: &Location,
     name: &str,
     batch: RecordBatch,
@@ -115,9 +123,10 @@ pub async fn replace_where(
         )
         .await
         {
-            Err(e) if attempt < COMMIT_ATTEMPTS && lost_race(&e) => {
+            Err(e) if attempt < COMMIT_RETRY.max_attempts && lost_race(&e) => {
                 tracing::info!(table = name, attempt, error = %e, "another writer committed first; retrying");
                 attempt += 1;
+                tokio::time::sleep(COMMIT_RETRY.wait_before(attempt)).await;
             }
             result => return result,
         }
@@ -166,7 +175,7 @@ async fn replace_once(
 }
 
 /// Deletes the rows matching `predicate` from table `name`, in one commit.
-pub async fn delete_where(
+pub(super) async fn delete_where(
     dir: &Location,
     name: &str,
     predicate: Expr,
@@ -182,7 +191,7 @@ pub async fn delete_where(
 /// log marks as removed, never a file another writer has written but not committed yet,
 /// so it is safe while other runs write. Files of a run killed before its commit are not
 /// in the log and stay.
-pub async fn remove_replaced(
+pub(super) async fn remove_replaced(
     dir: &Location,
     name: &str,
     keep: std::time::Duration,
@@ -204,7 +213,7 @@ pub async fn remove_replaced(
 }
 
 /// A DataFusion table provider over the latest version of table `name`, if it exists.
-pub async fn provider(
+pub(super) async fn provider(
     dir: &Location,
     name: &str,
 ) -> Result<Option<Arc<dyn TableProvider>>, DeltaTableError> {

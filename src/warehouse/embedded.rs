@@ -1,5 +1,6 @@
 //! The embedded warehouse: Apache DataFusion in-process over the staged CUR, final tables
-//! as Delta Lake tables (see [`super::delta`]).
+//! as Delta Lake tables (see [`super::delta`]), one per entry of [`super::tables`], each
+//! filled by its own DataFusion-dialect SQL file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,19 +21,21 @@ use datafusion::sql::parser::DFParser;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use super::tables::{self, RECONCILE_TOLERANCE, RECONCILIATION, RI_WASTAGE, SP_WASTAGE};
+use super::tables::{
+    self, FINAL_TABLES, FinalTable, RECONCILE_TOLERANCE, RECONCILIATION, UNUSED_COST,
+};
 use super::{
-    AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
-    WasteBreakdown, WasteTotals, order_free_sum, render, statement_name,
+    AnalyticsOutcome, Mismatch, PayerTable, StagedPeriod, StatementOutcome, Warehouse,
+    WarehouseError, WasteBreakdown, WasteReader, WasteTotals, order_free_sum, sql, statement_name,
 };
 use super::{delta, payer_table};
 use crate::payers::PayerConfig;
 use crate::storage::Location;
+use crate::sync::Layout;
 use crate::task::{BillingPeriod, PayerId};
 
-/// The analytics script, DataFusion dialect.
-const SCRIPT_NAME: &str = "sql/datafusion/analytics_wastage_queries.sql";
-const SCRIPT: &str = include_str!("../../sql/datafusion/analytics_wastage_queries.sql");
+/// The SQL dialect of `sql/<dialect>/` this engine runs.
+const DIALECT: &str = "datafusion";
 /// The table name the script reads the staged CUR from.
 const CUR_TABLE: &str = "cur_line_items";
 
@@ -103,22 +106,22 @@ impl Embedded {
     /// row stamped `processed_at`.
     async fn publish(
         &self,
-        table: &'static str,
+        table: &'static FinalTable,
         batches: &[RecordBatch],
         staged: &StagedPeriod,
         processed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<RecordBatch, WarehouseError> {
         let fail = |reason: String| WarehouseError::Publish {
-            table,
+            table: table.name,
             payer: staged.payer.clone(),
             period: staged.period,
             reason,
         };
-        let schema = tables::schema(table).ok_or_else(|| fail("no such final table".into()))?;
-        let batch = conform(&schema, batches, processed_at).map_err(|e| fail(e.to_string()))?;
+        let batch =
+            conform(&table.schema(), batches, processed_at).map_err(|e| fail(e.to_string()))?;
         delta::replace_partition(
             &self.dir,
-            table,
+            table.name,
             batch.clone(),
             &staged.payer,
             staged.period,
@@ -283,13 +286,12 @@ async fn unreadable_delivery(ctx: &SessionContext, staged: &StagedPeriod) -> Opt
     None
 }
 
-/// The legacy CUR has one `resource_tags_user_<key>` column per tag instead of CUR 2.0's
-/// `resource_tags` map. When `cur_line_items` has such columns and no map, it is replaced
-/// by a view that adds the map (`user_<key>` → value), so the one analytics script reads
-/// both layouts. Column names come from the Parquet schema and are used as identifiers,
-/// never as SQL text.
-async fn expose_legacy_tags(ctx: &SessionContext) -> datafusion::error::Result<()> {
-    const PREFIX: &str = "resource_tags_";
+/// A layout that keeps tags as columns (the legacy CUR's `resource_tags_user_<key>`) has
+/// them mapped onto CUR 2.0's `resource_tags` map, as the layout says
+/// ([`Layout::tag_columns`]): `cur_line_items` is replaced by a view that adds the map, so
+/// the one analytics script reads every layout. Column names come from the Parquet schema
+/// and are used as identifiers, never as SQL text.
+async fn expose_tag_columns(ctx: &SessionContext, layout: Layout) -> datafusion::error::Result<()> {
     let staged = ctx.table(CUR_TABLE).await?;
     let names: Vec<String> = staged
         .schema()
@@ -297,20 +299,14 @@ async fn expose_legacy_tags(ctx: &SessionContext) -> datafusion::error::Result<(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let tag_columns: Vec<&String> = names
-        .iter()
-        .filter(|n| n.starts_with("resource_tags_user_"))
-        .collect();
-    if tag_columns.is_empty() || names.iter().any(|n| n == "resource_tags") {
+    let tag_columns = layout.tag_columns(&names);
+    if tag_columns.is_empty() {
         return Ok(());
     }
-    let keys = tag_columns
-        .iter()
-        .map(|n| lit(&n[PREFIX.len()..]))
-        .collect();
+    let keys = tag_columns.iter().map(|c| lit(c.key.as_str())).collect();
     let values = tag_columns
         .iter()
-        .map(|n| datafusion::prelude::cast(ident(n.as_str()), DataType::Utf8))
+        .map(|c| datafusion::prelude::cast(ident(c.column.as_str()), DataType::Utf8))
         .collect();
     let mut columns: Vec<_> = names.iter().map(|n| ident(n.as_str())).collect();
     columns.push(map(keys, values).alias("resource_tags"));
@@ -320,9 +316,7 @@ async fn expose_legacy_tags(ctx: &SessionContext) -> datafusion::error::Result<(
     Ok(())
 }
 
-impl Warehouse for Embedded {
-    type Table = EmbeddedTable;
-
+impl PayerTable for Embedded {
     async fn payer_configs(&self) -> Result<Vec<PayerConfig>, WarehouseError> {
         payer_table::read(&self.dir)
             .await?
@@ -334,14 +328,16 @@ impl Warehouse for Embedded {
             })
             .collect()
     }
+}
 
+impl WasteReader for Embedded {
     async fn last_processed(
         &self,
         payer: &PayerId,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
         let ctx = SessionContext::new();
         let mut newest = None;
-        for table in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+        for table in FINAL_TABLES.iter().map(|t| t.name) {
             let Some(provider) = self.final_table(table).await? else {
                 continue;
             };
@@ -361,6 +357,92 @@ impl Warehouse for Embedded {
         }
         Ok(newest)
     }
+
+    /// Filters are expressions, not SQL text.
+    async fn breakdown(
+        &self,
+        payer: &PayerId,
+        period: BillingPeriod,
+    ) -> Result<WasteBreakdown, WarehouseError> {
+        let mut out = WasteBreakdown::new(payer.clone(), period);
+        let ctx = SessionContext::new();
+        let read_failed = |table: &str| {
+            let table = table.to_owned();
+            move |e: datafusion::error::DataFusionError| WarehouseError::Read {
+                table,
+                reason: e.to_string(),
+            }
+        };
+        for (final_table, waste) in tables::waste_tables() {
+            let (kind, table, arn) = (waste.kind, final_table.name, waste.commitment_column);
+            let Some(provider) = self.final_table(table).await? else {
+                continue;
+            };
+            let rows = ctx
+                .read_table(provider)
+                .and_then(|df| {
+                    df.filter(
+                        col("payer_id")
+                            .eq(lit(payer.as_str()))
+                            .and(col("billing_period").eq(lit(period.to_string()))),
+                    )
+                })
+                .map_err(read_failed(table))?;
+            let grouped = |keys: Vec<&str>| {
+                let rows = rows.clone();
+                let keys: Vec<_> = keys.into_iter().map(col).collect();
+                async move {
+                    rows.aggregate(keys, vec![sum(col(UNUSED_COST)).alias("cost")])?
+                        .collect()
+                        .await
+                }
+            };
+            // The total as the run's summary computed it (same rows, same order-free sum),
+            // so that the report and the summary never differ in the last cent.
+            let costs = rows
+                .clone()
+                .select(vec![col(UNUSED_COST)])
+                .map_err(read_failed(table))?
+                .collect()
+                .await
+                .map_err(read_failed(table))?;
+            out.set_total(kind, float_sum(&costs, UNUSED_COST));
+            let by_arn = grouped(vec![arn]).await.map_err(read_failed(table))?;
+            for (name, cost) in text_and_cost(&by_arn) {
+                out.add_commitment(kind, name, cost);
+            }
+            let by_application = grouped(vec!["application"])
+                .await
+                .map_err(read_failed(table))?;
+            for (name, cost) in text_and_cost(&by_application) {
+                out.add_application(kind, name, cost);
+            }
+            let hourly = grouped(vec!["usage_hour", "application"])
+                .await
+                .map_err(read_failed(table))?;
+            for batch in &hourly {
+                // usage_hour is UTC microseconds (tables::schema).
+                let hours = cast(batch.column(0), &DataType::Int64)
+                    .map_err(|e| read_failed(table)(e.into()))?;
+                let hours = hours.as_primitive::<Int64Type>();
+                let named = text_and_cost(std::slice::from_ref(
+                    &batch
+                        .project(&[1, 2])
+                        .map_err(|e| read_failed(table)(e.into()))?,
+                ));
+                for (i, (application, cost)) in named.into_iter().enumerate() {
+                    if let Some(hour) = chrono::DateTime::from_timestamp_micros(hours.value(i)) {
+                        out.add_hour(hour, application, cost);
+                    }
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+}
+
+impl Warehouse for Embedded {
+    type Table = EmbeddedTable;
 
     async fn register_period(
         &self,
@@ -396,7 +478,7 @@ impl Warehouse for Embedded {
                 source: reason.into(),
             });
         }
-        if let Err(e) = expose_legacy_tags(&ctx).await {
+        if let Err(e) = expose_tag_columns(&ctx, staged.layout).await {
             return Err(WarehouseError::Register {
                 payer: staged.payer.clone(),
                 period: staged.period,
@@ -410,104 +492,27 @@ impl Warehouse for Embedded {
         })
     }
 
-    /// Filters are expressions, not SQL text.
-    async fn breakdown(
-        &self,
-        payer: &PayerId,
-        period: BillingPeriod,
-    ) -> Result<WasteBreakdown, WarehouseError> {
-        let mut out = WasteBreakdown::new(payer.clone(), period);
-        let ctx = SessionContext::new();
-        let read_failed = |table: &str| {
-            let table = table.to_owned();
-            move |e: datafusion::error::DataFusionError| WarehouseError::Read {
-                table,
-                reason: e.to_string(),
-            }
-        };
-        for (kind, table, arn) in tables::WASTE_TABLES {
-            let Some(provider) = self.final_table(table).await? else {
-                continue;
-            };
-            let rows = ctx
-                .read_table(provider)
-                .and_then(|df| {
-                    df.filter(
-                        col("payer_id")
-                            .eq(lit(payer.as_str()))
-                            .and(col("billing_period").eq(lit(period.to_string()))),
-                    )
-                })
-                .map_err(read_failed(table))?;
-            let grouped = |keys: Vec<&str>| {
-                let rows = rows.clone();
-                let keys: Vec<_> = keys.into_iter().map(col).collect();
-                async move {
-                    rows.aggregate(keys, vec![sum(col("unused_cost")).alias("cost")])?
-                        .collect()
-                        .await
-                }
-            };
-            // The total as the run's summary computed it (same rows, same order-free sum),
-            // so that the report and the summary never differ in the last cent.
-            let costs = rows
-                .clone()
-                .select(vec![col("unused_cost")])
-                .map_err(read_failed(table))?
-                .collect()
-                .await
-                .map_err(read_failed(table))?;
-            out.set_total(kind, float_sum(&costs, "unused_cost"));
-            let by_arn = grouped(vec![arn]).await.map_err(read_failed(table))?;
-            for (name, cost) in text_and_cost(&by_arn) {
-                out.add_commitment(kind, name, cost);
-            }
-            let by_application = grouped(vec!["application"])
-                .await
-                .map_err(read_failed(table))?;
-            for (name, cost) in text_and_cost(&by_application) {
-                out.add_application(kind, name, cost);
-            }
-            let hourly = grouped(vec!["usage_hour", "application"])
-                .await
-                .map_err(read_failed(table))?;
-            for batch in &hourly {
-                // usage_hour is UTC microseconds (tables::schema).
-                let hours = cast(batch.column(0), &DataType::Int64)
-                    .map_err(|e| read_failed(table)(e.into()))?;
-                let hours = hours.as_primitive::<Int64Type>();
-                let named = text_and_cost(std::slice::from_ref(
-                    &batch
-                        .project(&[1, 2])
-                        .map_err(|e| read_failed(table)(e.into()))?,
-                ));
-                for (i, (application, cost)) in named.into_iter().enumerate() {
-                    if let Some(hour) = chrono::DateTime::from_timestamp_micros(hours.value(i)) {
-                        out.add_hour(hour, application, cost);
-                    }
-                }
-            }
-        }
-        Ok(out.finish())
-    }
-
     async fn run_analytics(
         &self,
         table: &EmbeddedTable,
-        params: &Params,
+        application_tag: &str,
     ) -> Result<AnalyticsOutcome, WarehouseError> {
-        let sql = render(SCRIPT_NAME, SCRIPT, params)?;
+        let staged = &table.staged;
+        let scripts = sql::analytics(DIALECT, &staged.params(application_tag))?;
         let mut outcome = AnalyticsOutcome::default();
-        let statements = match DFParser::parse_sql(&sql) {
-            Ok(statements) => statements,
-            Err(e) => {
-                outcome.statements.push(StatementOutcome {
-                    name: SCRIPT_NAME.into(),
-                    error: Some(e.to_string()),
-                });
-                return Ok(outcome);
+        let mut statements = Vec::new();
+        for script in scripts {
+            match DFParser::parse_sql(&script.text) {
+                Ok(parsed) => statements.extend(parsed),
+                Err(e) => {
+                    outcome.statements.push(StatementOutcome {
+                        name: script.path,
+                        error: Some(e.to_string()),
+                    });
+                    return Ok(outcome);
+                }
             }
-        };
+        }
         let ctx = &table.ctx;
         for statement in statements {
             let name = statement_name(&statement.to_string());
@@ -518,7 +523,7 @@ impl Warehouse for Embedded {
             let error = run.await.err().map(|e| e.to_string());
             let failed = error.is_some();
             if let Some(e) = &error {
-                tracing::warn!(payer = %params.payer, period = %params.period, statement = %name, error = %e, "analytics statement failed");
+                tracing::warn!(payer = %staged.payer, period = %staged.period, statement = %name, error = %e, "analytics statement failed");
             }
             outcome.statements.push(StatementOutcome { name, error });
             if failed {
@@ -526,11 +531,12 @@ impl Warehouse for Embedded {
             }
         }
         let mut totals = WasteTotals::default();
-        // Three commits, one per table: a crash between them leaves the payer-period new in
-        // some tables and as before in the others, each holding it exactly once. The ledger
-        // marks analytics done only after all three, so the next run redoes the period.
+        // One commit per table: a crash between them leaves the payer-period new in some
+        // tables and as before in the others, each holding it exactly once. The ledger marks
+        // analytics done only after all of them, so the next run redoes the period.
         let processed_at = chrono::Utc::now();
-        for name in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+        for final_table in &FINAL_TABLES {
+            let name = final_table.name;
             let batches = match ctx.table(name).await {
                 Ok(df) => df.collect().await,
                 Err(e) => Err(e),
@@ -546,24 +552,20 @@ impl Warehouse for Embedded {
                 }
             };
             let written = self
-                .publish(name, &batches, &table.staged, processed_at)
+                .publish(final_table, &batches, staged, processed_at)
                 .await?;
-            match name {
-                RI_WASTAGE => {
-                    totals.ri_rows = written.num_rows();
-                    totals.ri_unused_cost =
-                        float_sum(std::slice::from_ref(&written), "unused_cost");
-                }
-                SP_WASTAGE => {
-                    totals.sp_rows = written.num_rows();
-                    totals.sp_unused_cost =
-                        float_sum(std::slice::from_ref(&written), "unused_cost");
-                }
-                _ => totals.mismatches = mismatches(&written),
+            let written = std::slice::from_ref(&written);
+            totals.add(
+                final_table,
+                written[0].num_rows(),
+                float_sum(written, UNUSED_COST),
+            );
+            if name == RECONCILIATION {
+                totals.mismatches = mismatches(&written[0]);
             }
         }
         outcome.totals = Some(totals);
-        for name in [RI_WASTAGE, SP_WASTAGE, RECONCILIATION] {
+        for name in FINAL_TABLES.iter().map(|t| t.name) {
             // Without this every run would leave its replaced files behind for ever. A
             // failure costs storage, not data: logged, and the next run tries again.
             match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {

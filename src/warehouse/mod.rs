@@ -1,28 +1,38 @@
 //! The warehouse: external tables over staged CUR and the wastage analytics on them.
 //!
-//! [`Warehouse`] is the seam between the pipeline and a query engine. The embedded
-//! DataFusion engine is the default; Snowflake implements the same trait. The analytics
-//! SQL is a template per dialect under `sql/`, filled by [`render`]; the final tables'
-//! columns are fixed in [`tables`], whatever the engine.
+//! [`Warehouse`] is the seam between the pipeline and a query engine: the small core a
+//! backend must implement. Reading the final tables back ([`WasteReader`]) and the payer
+//! table ([`PayerTable`]) are extension traits. [`open`] turns a profile's
+//! [`WarehouseSettings`] into a [`Backend`], and no module outside this one knows the
+//! backends apart. The embedded DataFusion engine is the default; Snowflake implements the
+//! same traits. Every final table is one entry of [`tables`] and one SQL file per dialect
+//! under `sql/` ([`sql`]), filled by [`render`].
 
+mod backend;
 mod breakdown;
+mod config;
 mod delta;
 mod embedded;
 mod payer_table;
 mod render;
 pub mod snowflake;
+mod sql;
 pub mod tables;
 
 use std::future::Future;
 
+pub use backend::{Backend, BackendTable, open, payer_table_for_writing};
 pub use breakdown::{ApplicationWaste, CommitmentWaste, WasteBreakdown};
+pub use config::WarehouseSettings;
+pub(crate) use config::{WarehouseKind, WarehouseProfile};
 pub use embedded::{DEFAULT_KEEP_REPLACED, Embedded};
 pub use payer_table::PayerTableError;
-pub use render::{Params, RenderError, render};
+pub use render::{Params, RenderError};
 pub use snowflake::Snowflake;
 
 use crate::payers::PayerConfig;
 use crate::storage::{Location, StorageError};
+use crate::sync::Layout;
 use crate::task::{BillingPeriod, PayerId};
 
 /// A warehouse operation failed (as opposed to an analytics statement, which is reported
@@ -60,6 +70,11 @@ pub enum WarehouseError {
     /// The payer table cannot be read or changed, or holds an invalid entry.
     #[error(transparent)]
     PayerTable(#[from] PayerTableError),
+    /// The profile's warehouse keeps its payer table where curflow does not write.
+    #[error(
+        "`curflow payers add` and `remove` change the embedded warehouse's payer table; with warehouse = \"snowflake\" edit the table named by snowflake.payer_table in Snowflake (`curflow payers list` reads it)"
+    )]
+    PayerTableReadOnly,
     /// Reading a final table failed.
     #[error("could not read final table {table}: {reason}")]
     Read {
@@ -80,7 +95,8 @@ pub enum WarehouseError {
     Request(String),
 }
 
-/// A payer-period as staged, ready to become an external table.
+/// A payer-period as staged, ready to become an external table: the one source of the
+/// payer and period the analytics run for.
 #[derive(Debug, Clone)]
 pub struct StagedPeriod {
     /// The payer.
@@ -89,6 +105,20 @@ pub struct StagedPeriod {
     pub period: BillingPeriod,
     /// The staged folder.
     pub location: Location,
+    /// The layout the files came in (never `Auto`): it says how their columns map onto
+    /// the ones the analytics read (legacy tag columns → the `resource_tags` map).
+    pub layout: Layout,
+}
+
+impl StagedPeriod {
+    /// The renderer's values for this payer-period.
+    pub fn params(&self, application_tag: &str) -> Params {
+        Params {
+            period: self.period,
+            payer: self.payer.clone(),
+            application_tag: application_tag.to_owned(),
+        }
+    }
 }
 
 /// How one analytics statement went.
@@ -124,19 +154,43 @@ pub(crate) fn order_free_sum(values: impl IntoIterator<Item = f64>) -> f64 {
     values.into_iter().sum()
 }
 
+/// What one waste table now holds for the payer-period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableTotal {
+    /// The waste table ([`tables::waste_tables`]).
+    pub table: &'static str,
+    /// Its commitment kind, `ri` or `sp`.
+    pub kind: &'static str,
+    /// How the summary names it.
+    pub label: &'static str,
+    /// Its rows.
+    pub rows: usize,
+    /// Σ `unused_cost`, USD.
+    pub unused_cost: f64,
+}
+
 /// What the final tables now hold for the payer-period.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WasteTotals {
-    /// Rows in `ri_wastage_hourly`.
-    pub ri_rows: usize,
-    /// Σ `unused_cost` of RIs, USD.
-    pub ri_unused_cost: f64,
-    /// Rows in `sp_wastage_hourly`.
-    pub sp_rows: usize,
-    /// Σ `unused_cost` of Savings Plans, USD.
-    pub sp_unused_cost: f64,
+    /// One entry per waste table, in registry order.
+    pub tables: Vec<TableTotal>,
     /// Commitments that do not reconcile to the cent.
     pub mismatches: Vec<Mismatch>,
+}
+
+impl WasteTotals {
+    /// Records what waste table `table` holds (nothing for a table that is not one).
+    pub(crate) fn add(&mut self, table: &tables::FinalTable, rows: usize, unused_cost: f64) {
+        if let Some(waste) = &table.waste {
+            self.tables.push(TableTotal {
+                table: table.name,
+                kind: waste.kind,
+                label: waste.label,
+                rows,
+                unused_cost,
+            });
+        }
+    }
 }
 
 /// The result of running the analytics on one payer-period.
@@ -165,18 +219,33 @@ pub(crate) fn statement_name(sql: &str) -> String {
         .join(" ")
 }
 
-/// A query engine that can analyse staged CUR and hold the final tables.
+/// A query engine that can analyse staged CUR and hold the final tables: what a new
+/// backend must implement.
 pub trait Warehouse {
     /// An external table over one staged payer-period.
     type Table;
 
-    /// The payer configurations kept in the warehouse (empty when it has none). Errors when
-    /// the table exists but cannot be read or holds an invalid entry; the caller then falls
-    /// back to the settings file.
-    fn payer_configs(
+    /// Creates an external table over every data file of `staged`, with the schema inferred
+    /// from the files and the columns of its layout mapped onto the analytics' own. Errors
+    /// when the files cannot be read as one table.
+    fn register_period(
         &self,
-    ) -> impl Future<Output = Result<Vec<PayerConfig>, WarehouseError>> + Send;
+        staged: &StagedPeriod,
+    ) -> impl Future<Output = Result<Self::Table, WarehouseError>> + Send;
 
+    /// Runs the analytics on `table` for its payer-period, statement by statement, and —
+    /// only if all of them succeed — replaces the payer-period in every final table, so
+    /// that a reader sees the old month or the new one, never both. A failed statement is
+    /// reported in the outcome, not as an error; errors are for failures to publish.
+    fn run_analytics(
+        &self,
+        table: &Self::Table,
+        application_tag: &str,
+    ) -> impl Future<Output = Result<AnalyticsOutcome, WarehouseError>> + Send;
+}
+
+/// Reading the final tables back, for reports and `curflow payers list`.
+pub trait WasteReader {
     /// When analytics last replaced a period of `payer` in the final tables (the newest
     /// `processed_at`), or `None` if they never have.
     fn last_processed(
@@ -191,21 +260,15 @@ pub trait Warehouse {
         payer: &PayerId,
         period: BillingPeriod,
     ) -> impl Future<Output = Result<WasteBreakdown, WarehouseError>> + Send;
+}
 
-    /// Creates an external table over every data file of `staged`, with the schema inferred
-    /// from the files. Errors when the files cannot be read as one table.
-    fn register_period(
+/// The payer configurations a warehouse keeps (DESIGN.md §3: they take precedence over the
+/// settings file's).
+pub trait PayerTable {
+    /// The payer configurations kept in the warehouse (empty when it has none). Errors when
+    /// the table exists but cannot be read or holds an invalid entry; the caller then falls
+    /// back to the settings file.
+    fn payer_configs(
         &self,
-        staged: &StagedPeriod,
-    ) -> impl Future<Output = Result<Self::Table, WarehouseError>> + Send;
-
-    /// Runs the analytics script on `table`, statement by statement, and — only if all of
-    /// them succeed — replaces the payer-period in the final tables, so that a reader sees
-    /// the old month or the new one, never both. A failed statement is reported in the
-    /// outcome, not as an error; errors are for failures to publish.
-    fn run_analytics(
-        &self,
-        table: &Self::Table,
-        params: &Params,
-    ) -> impl Future<Output = Result<AnalyticsOutcome, WarehouseError>> + Send;
+    ) -> impl Future<Output = Result<Vec<PayerConfig>, WarehouseError>> + Send;
 }

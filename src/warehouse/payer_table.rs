@@ -30,7 +30,7 @@ impl PayerTableError {
 }
 
 /// Every entry as stored: (payer id, JSON configuration).
-pub async fn read(dir: &Location) -> Result<Vec<(String, String)>, PayerTableError> {
+pub(super) async fn read(dir: &Location) -> Result<Vec<(String, String)>, PayerTableError> {
     let fail = |e: &dyn std::fmt::Display| PayerTableError(e.to_string());
     let Some(provider) = delta::provider(dir, PAYER_CONFIG)
         .await
@@ -61,12 +61,12 @@ pub async fn read(dir: &Location) -> Result<Vec<(String, String)>, PayerTableErr
 }
 
 /// Adds or replaces one payer's entry, in one commit.
-pub async fn save(
+pub(super) async fn save(
     dir: &Location,
     payer: &PayerId,
     config_json: &str,
 ) -> Result<(), PayerTableError> {
-    let schema = tables::schema(PAYER_CONFIG).ok_or_else(|| PayerTableError("no schema".into()))?;
+    let schema = tables::payer_config_schema();
     let now = chrono::Utc::now().timestamp_micros();
     let batch = RecordBatch::try_new(
         schema,
@@ -89,7 +89,7 @@ pub async fn save(
 }
 
 /// Removes one payer's entry; true when there was one.
-pub async fn remove(dir: &Location, payer: &PayerId) -> Result<bool, PayerTableError> {
+pub(super) async fn remove(dir: &Location, payer: &PayerId) -> Result<bool, PayerTableError> {
     let existed = read(dir).await?.iter().any(|(id, _)| id == payer.as_str());
     if existed {
         delta::delete_where(dir, PAYER_CONFIG, col("payer_id").eq(lit(payer.as_str())))

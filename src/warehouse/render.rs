@@ -19,14 +19,25 @@ pub struct Params {
     pub application_tag: String,
 }
 
-/// A template uses a placeholder the renderer does not know.
+/// A template could not be rendered: a bug in the templates, caught before any SQL runs.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "SQL template {template}: unknown placeholder #{name} (known: #startyear, #startmonth, #billing_period, #payer_id, #payers_ids, #application_tag)"
-)]
-pub struct RenderError {
-    template: String,
-    name: String,
+pub enum RenderError {
+    /// A template uses a placeholder the renderer does not know.
+    #[error(
+        "SQL template {template}: unknown placeholder #{name} (known: #startyear, #startmonth, #billing_period, #payer_id, #payers_ids, #application_tag)"
+    )]
+    UnknownPlaceholder {
+        /// The template's name.
+        template: String,
+        /// The placeholder, without `#`.
+        name: String,
+    },
+    /// A final table has no SQL file in a dialect.
+    #[error("no SQL file {path}: every final table needs one in every dialect")]
+    MissingFile {
+        /// The file that should exist.
+        path: String,
+    },
 }
 
 /// A single-quoted SQL string literal. Callers pass validated values; quotes are doubled
@@ -36,7 +47,11 @@ pub(crate) fn literal(s: &str) -> String {
 }
 
 /// Replaces every `#name` in `template` (named `template_name` in errors).
-pub fn render(template_name: &str, template: &str, params: &Params) -> Result<String, RenderError> {
+pub(super) fn render(
+    template_name: &str,
+    template: &str,
+    params: &Params,
+) -> Result<String, RenderError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(at) = rest.find('#') {
@@ -53,7 +68,7 @@ pub fn render(template_name: &str, template: &str, params: &Params) -> Result<St
             "payer_id" | "payers_ids" => literal(params.payer.as_str()),
             "application_tag" => literal(&params.application_tag),
             _ => {
-                return Err(RenderError {
+                return Err(RenderError::UnknownPlaceholder {
                     template: template_name.to_owned(),
                     name: name.to_owned(),
                 });

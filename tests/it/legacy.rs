@@ -24,7 +24,7 @@ async fn generate_legacy(ep: &str, bucket: &str, rows: u64) -> GenerateReport {
     options.rows_per_file = 1_000;
     options.export_name = REPORT.to_owned();
     options.root_url = format!("s3://{bucket}/{ROOT}");
-    options.legacy = true;
+    options.layout = curflow::sync::Layout::Legacy;
     curflow::generate::generate(store(ep, bucket), &Path::from(ROOT), &options)
         .await
         .unwrap()

@@ -1,6 +1,7 @@
 //! Operations: the RabbitMQ notification (delivered, delayed by a broker that comes up late,
-//! given up on), CloudWatch metrics (PutMetricData read back, and EMF lines), Secrets
-//! Manager, the fatal path and JSON logs — against the servers `scripts/test` starts.
+//! given up on), CloudWatch metrics (PutMetricData read back, EMF lines, and both from one
+//! profile), Secrets Manager, the fatal path and JSON logs — against the servers
+//! `scripts/test` starts.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -301,33 +302,111 @@ async fn cloudwatch_metrics_read_back() {
     ] {
         assert!(names.contains(name), "{name} missing from {names:?}");
     }
-    // GetMetricStatistics, not GetMetricData: moto's GetMetricData ignores the namespace
-    // and would mix in other tests' runs.
-    let now = chrono::Utc::now().timestamp();
     let env = Dimension::builder().name("Env").value("ops").build();
     let payer = Dimension::builder().name("PayerId").value(PAYER).build();
-    let sum = async |name: &str, dimensions: Vec<Dimension>| -> f64 {
-        let stats = client
-            .get_metric_statistics()
-            .namespace(&namespace)
-            .metric_name(name)
-            .set_dimensions(Some(dimensions))
-            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now - 7200,
-            ))
-            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now + 7200,
-            ))
-            .period(60)
-            .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
-            .send()
-            .await
-            .expect("GetMetricStatistics");
-        stats.datapoints().iter().filter_map(|d| d.sum()).sum()
+    let sum = async |name: &str, dimensions: Vec<Dimension>| {
+        metric_sum(&client, &namespace, name, dimensions).await
     };
     assert!(sum("FilesCopied", vec![env.clone(), payer]).await > 0.0);
     assert_eq!(sum("TaskCompleted", vec![env.clone()]).await, 1.0);
     assert_eq!(sum("FatalError", vec![env]).await, 0.0);
+}
+
+/// The sum of metric `name` with exactly `dimensions` in `namespace`, within two hours of
+/// now. GetMetricStatistics, not GetMetricData: moto's GetMetricData ignores the namespace
+/// and would mix in other tests' runs.
+async fn metric_sum(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    dimensions: Vec<aws_sdk_cloudwatch::types::Dimension>,
+) -> f64 {
+    let now = chrono::Utc::now().timestamp();
+    let stats = client
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .set_dimensions(Some(dimensions))
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now - 7200,
+        ))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now + 7200,
+        ))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    stats.datapoints().iter().filter_map(|d| d.sum()).sum()
+}
+
+/// Both metrics sinks in one profile: PutMetricData arrives at CloudWatch and the EMF lines
+/// on stdout, printed before the summary, tell the same counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudwatch_and_emf_metrics_in_one_profile() {
+    use aws_sdk_cloudwatch::types::Dimension;
+    let namespace = unique("curflow-test");
+    let fixture = Fixture::new(&format!(
+        "[ops.metrics]\nkinds = [\"cloudwatch\", \"emf\"]\nnamespace = \"{namespace}\"\n"
+    ));
+    let out = run(fixture.command());
+    assert_eq!(out.status.code(), Some(0));
+
+    let run_line = emf(&out, &["Env"]);
+    assert_eq!(
+        run_line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        namespace.as_str()
+    );
+    assert_eq!(run_line["TaskCompleted"], 1.0);
+    assert_eq!(run_line["FatalError"], 0.0);
+    let payer_line = emf(&out, &["Env", "PayerId"]);
+    let files = payer_line["FilesCopied"].as_f64().unwrap();
+    assert!(files > 0.0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.find("status: success").expect("summary printed");
+    assert!(
+        stdout.find("\"_aws\"").is_some_and(|emf| emf < summary),
+        "EMF lines come before the summary: {stdout}"
+    );
+
+    // Every value of both EMF lines arrived at CloudWatch with the same dimensions. moto
+    // matches every datapoint that carries the dimensions asked for (among others), so the
+    // counts sent with both `Env` and `Env, PayerId` are read back with the payer's set.
+    let client = aws_sdk_cloudwatch::Client::new(&aws_config().await);
+    let env = Dimension::builder().name("Env").value("ops").build();
+    let payer = Dimension::builder().name("PayerId").value(PAYER).build();
+    let names = |line: &Value| -> Vec<String> {
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let counts = names(&payer_line);
+    let run_only: Vec<String> = names(&run_line)
+        .into_iter()
+        .filter(|name| !counts.contains(name))
+        .collect();
+    assert!(
+        run_only.contains(&"TaskCompleted".to_owned()),
+        "{run_only:?}"
+    );
+    for (line, names, dimensions) in [
+        (&run_line, run_only, vec![env.clone()]),
+        (&payer_line, counts, vec![env, payer]),
+    ] {
+        for name in &names {
+            let name = name.as_str();
+            let sent = metric_sum(&client, &namespace, name, dimensions.clone()).await;
+            let printed = line[name].as_f64().unwrap();
+            assert!(
+                (sent - printed).abs() < 1e-6,
+                "{name} {dimensions:?}: CloudWatch {sent}, EMF {printed}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The payer table: payers added with `curflow payers` are run without a settings entry.
 
 use curflow::task::PayerId;
-use curflow::warehouse::Warehouse;
+use curflow::warehouse::WasteReader;
 
 use crate::s3::ri_waste;
 use crate::s3_support::{S3World, source_period, staged_period, task_args};

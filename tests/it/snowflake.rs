@@ -10,9 +10,10 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
+use curflow::sync::Layout;
 use curflow::task::{BillingPeriod, PayerId};
-use curflow::warehouse::snowflake::{SCRIPT, SCRIPT_NAME, ddl};
-use curflow::warehouse::{Params, render};
+use curflow::warehouse::Params;
+use curflow::warehouse::snowflake::{analytics_statements, ddl};
 
 use crate::s3_support::{bucket, client, curflow_s3, endpoint, generate, list, task_args};
 use crate::snowflake_fake::{Answer, FakeSnowflake};
@@ -49,11 +50,36 @@ struct Setup {
 }
 
 async fn setup(on_sql_error: &str, accepted_key: Option<Vec<u8>>) -> Setup {
+    setup_layout(on_sql_error, accepted_key, Layout::Cur2).await
+}
+
+/// [`setup`] with the payer's export written (and named in the payer table) in `layout`.
+async fn setup_layout(on_sql_error: &str, accepted_key: Option<Vec<u8>>, layout: Layout) -> Setup {
     let endpoint = endpoint();
     let s3 = client(&endpoint);
     let source = bucket(&s3, "sfsrc").await;
     let staging = bucket(&s3, "sfstage").await;
-    generate(&endpoint, &source, PAYER, (2025, 7), 1, 100_000).await;
+    if layout == Layout::Legacy {
+        let mut options = curflow::generate::GenerateOptions::new(PAYER, 2025, 7);
+        options.rows = 3_000;
+        options.export_name = "legacy-cur".to_owned();
+        options.root_url = format!("s3://{source}/cur2");
+        options.layout = Layout::Legacy;
+        curflow::generate::generate(
+            crate::s3_support::store(&endpoint, &source),
+            &object_store::path::Path::from("cur2"),
+            &options,
+        )
+        .await
+        .unwrap();
+    } else {
+        generate(&endpoint, &source, PAYER, (2025, 7), 1, 100_000).await;
+    }
+    let layout_name = if layout == Layout::Legacy {
+        "legacy"
+    } else {
+        "cur2"
+    };
     let dir = tempfile::tempdir().unwrap();
     let (pem, public) = key();
     let key_file = dir.path().join("snowflake_key.p8");
@@ -66,7 +92,7 @@ async fn setup(on_sql_error: &str, accepted_key: Option<Vec<u8>>) -> Setup {
             vec![vec![
                 Some(PAYER.into()),
                 Some(format!("s3://{source}/cur2")),
-                Some("cur2".into()),
+                Some(layout_name.into()),
                 Some("true".into()),
                 Some("finops".into()),
             ]],
@@ -186,7 +212,7 @@ fn params() -> Params {
 
 /// The analytics statements as curflow sends them, after its view.
 fn script_statements() -> Vec<String> {
-    ddl::split_statements(&render(SCRIPT_NAME, SCRIPT, &params()).unwrap())
+    analytics_statements(&params()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,7 +392,7 @@ fn snowflake_generated_statements_match_golden_and_parse() {
     );
     assert_eq!(ddl::totals(), expected_totals());
     assert_eq!(
-        ddl::cur_view(&objects),
+        ddl::cur_view(&objects, &[]),
         format!(
             "CREATE OR REPLACE TEMPORARY VIEW cur_line_items AS SELECT * FROM cur_{PAYER}_2025_07"
         )
@@ -384,7 +410,7 @@ fn snowflake_generated_statements_match_golden_and_parse() {
     // checked to still fail, so this list shrinks when sqlparser learns them.
     let unsupported = ["CREATE FILE FORMAT", "CREATE OR REPLACE EXTERNAL TABLE"];
     let mut all = register;
-    all.push(ddl::cur_view(&objects));
+    all.push(ddl::cur_view(&objects, &[]));
     all.extend(script_statements());
     all.extend(expected_replace());
     all.extend(expected_totals());
@@ -594,4 +620,29 @@ async fn snowflake_report_reads_the_final_tables_with_bound_values() {
         assert_eq!(query.body["bindings"]["2"]["value"], "2025-07");
         assert_eq!(query.body["bindings"]["6"]["value"], "2025-07");
     }
+}
+
+/// A legacy report keeps tags as `resource_tags_user_<key>` columns: the view the analytics
+/// read gathers the ones the staged files hold (read from their Parquet footers on S3) into
+/// the `resource_tags` object, as the embedded engine maps them, so attribution finds the
+/// application tag in Snowflake too.
+#[tokio::test(flavor = "multi_thread")]
+async fn snowflake_maps_a_legacy_reports_tag_columns_onto_resource_tags() {
+    let setup = setup_layout("warn", None, Layout::Legacy).await;
+    let out = setup.run();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(setup.staged_files().await > 0, "the period was staged");
+    let received = setup.fake.received();
+    let analytics = received.last().expect("an analytics request");
+    assert_eq!(
+        analytics.statements[0],
+        format!(
+            "CREATE OR REPLACE TEMPORARY VIEW cur_line_items AS SELECT *, OBJECT_CONSTRUCT(\
+             'user_application', resource_tags_user_application::VARCHAR, \
+             'user_environment', resource_tags_user_environment::VARCHAR, \
+             'user_team', resource_tags_user_team::VARCHAR) AS resource_tags FROM cur_{PAYER}_2025_07"
+        )
+    );
+    let script = script_statements();
+    assert_eq!(analytics.statements[1..=script.len()], script[..]);
 }

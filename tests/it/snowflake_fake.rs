@@ -14,12 +14,19 @@
 //!   `partition` N of `resultSetMetaData.partitionInfo`.
 //! - `POST /api/v2/statements/{handle}/cancel`.
 //!
-//! Statements are not executed: a test scripts the rows a statement returns (by a
-//! substring of its text) and reads back every statement received, in order.
+//! By default statements are not executed: a test scripts the rows a statement returns (by
+//! a substring of its text) and reads back every statement received, in order. After
+//! [`FakeSnowflake::execute_in_fakesnow`] they are executed: each request's statements run in
+//! order as one session of fakesnow (Snowflake SQL on DuckDB) in a long-lived Python process
+//! (tests/snowflake/fakesnow_executor.py), whose database keeps the final tables and the
+//! payer table across requests and reads stages from the S3 test server; a scripted answer
+//! still wins for the statements it matches, and a statement fakesnow fails answers 422.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
@@ -51,7 +58,10 @@ pub struct Received {
 }
 
 /// A statement's result: column names, rows, and (multi-statement) its statements' handles.
-type Rows = (Vec<&'static str>, Vec<Vec<Option<String>>>, Vec<String>);
+type Rows = (Vec<String>, Vec<Vec<Option<String>>>, Vec<String>);
+
+/// Rows as the SQL API's `jsonv2` gives them: every cell text or null.
+type Cells = Vec<Vec<Option<String>>>;
 
 /// A finished or running statement.
 #[derive(Debug, Clone)]
@@ -81,6 +91,132 @@ struct State {
     cancelled: Vec<String>,
     auth_failures: Vec<String>,
     next: u64,
+    /// Set by [`FakeSnowflake::execute_in_fakesnow`]: where statements run.
+    executor: Option<Executor>,
+}
+
+/// The Python process that runs statements in fakesnow, one JSON request and answer per
+/// line (the protocol is described in tests/snowflake/fakesnow_executor.py). It ends when
+/// the test binary does: its stdin closes.
+struct Executor {
+    /// Kept so that the process is not reaped while the fake serves.
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The process's stderr (fakesnow's and Python's messages), shown when it fails.
+    log: tempfile::NamedTempFile,
+}
+
+/// How a statement went in fakesnow: its columns and rows, or (code, SQLSTATE, message).
+type Executed = Result<(Vec<String>, Cells), (String, String, String)>;
+
+impl Executor {
+    /// Starts the executor with `TEST_PYTHON` (set by scripts/test, which installs
+    /// fakesnow), reading stages from the S3 server at `s3_endpoint`.
+    fn start(s3_endpoint: &str) -> Self {
+        let python = std::env::var("TEST_PYTHON").expect(
+            "TEST_PYTHON is not set: run the tests with scripts/test, which installs fakesnow",
+        );
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snowflake/fakesnow_executor.py");
+        let log = tempfile::NamedTempFile::new().expect("a temporary file for the executor log");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(s3_endpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log.reopen().expect("reopen the executor log")))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{python} {}: {e} (run the tests with scripts/test)",
+                    script.display()
+                )
+            });
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut executor = Self {
+            _child: child,
+            stdin,
+            stdout,
+            log,
+        };
+        let ready = executor.read();
+        assert!(
+            ready.as_ref().is_ok_and(|r| r["ready"] == true),
+            "the fakesnow executor did not start (scripts/test installs fakesnow into TEST_PYTHON): {ready:?}"
+        );
+        executor
+    }
+
+    /// The next answer, or why there is none (the process ended: its log).
+    fn read(&mut self) -> Result<Value, String> {
+        let mut line = String::new();
+        let read = self.stdout.read_line(&mut line);
+        match read {
+            Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| format!("{e}: {line}")),
+            _ => Err(format!(
+                "the fakesnow executor ended: {}",
+                std::fs::read_to_string(self.log.path()).unwrap_or_default()
+            )),
+        }
+    }
+
+    fn call(&mut self, request: &Value) -> Result<Value, String> {
+        writeln!(self.stdin, "{request}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("the fakesnow executor does not listen ({e})"))?;
+        self.read()
+    }
+
+    /// A new session in `database`.`schema`.
+    fn open(&mut self, database: &Value, schema: &Value) -> Result<u64, String> {
+        let answer = self.call(&json!({"op": "open", "database": database, "schema": schema}))?;
+        answer["session"]
+            .as_u64()
+            .ok_or_else(|| format!("no session: {answer}"))
+    }
+
+    /// Ends a session: its temporary objects go, an open transaction is rolled back.
+    fn close(&mut self, session: u64) {
+        let _ = self.call(&json!({"op": "close", "session": session}));
+    }
+
+    /// Runs one statement in `session`, `?` bound to `bindings`.
+    fn run(&mut self, session: u64, sql: &str, bindings: &[String]) -> Result<Executed, String> {
+        let answer =
+            self.call(&json!({"op": "run", "session": session, "sql": sql, "bindings": bindings}))?;
+        if let Some(error) = answer.get("error") {
+            let text = |key: &str| error[key].as_str().unwrap_or_default().to_owned();
+            return Ok(Err((text("code"), text("sqlState"), text("message"))));
+        }
+        let columns = answer["columns"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .map(|n| n.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows = answer["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        row.as_array()
+                            .map(|cells| {
+                                cells
+                                    .iter()
+                                    .map(|c| c.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Ok((columns, rows)))
+    }
 }
 
 /// The fake, serving on a thread of its own until dropped with the test.
@@ -155,6 +291,40 @@ impl FakeSnowflake {
     /// Every statement executed, in order (a statement after a failed one is not).
     pub fn executed(&self) -> Vec<String> {
         self.with(|s| s.executed.clone())
+    }
+
+    /// From now on statements are executed in fakesnow, which reads stages from the S3
+    /// server at `s3_endpoint`; rules still answer the statements they match.
+    pub fn execute_in_fakesnow(&self, s3_endpoint: &str) {
+        let executor = Executor::start(s3_endpoint);
+        self.with(|s| s.executor = Some(executor));
+    }
+
+    /// Runs `statements` in one fakesnow session in `database`.`schema`, outside the API (as
+    /// the account's owner would in a worksheet, e.g. to fill the payer table or read a
+    /// final table back), and returns each one's rows. Panics when one fails.
+    pub fn sql(&self, (database, schema): (&str, &str), statements: &[&str]) -> Vec<Cells> {
+        self.with(|s| {
+            let executor = s
+                .executor
+                .as_mut()
+                .expect("FakeSnowflake::sql needs execute_in_fakesnow first");
+            let session = executor
+                .open(&json!(database), &json!(schema))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            for statement in statements {
+                match executor.run(session, statement, &[]) {
+                    Ok(Ok((_, rows))) => out.push(rows),
+                    failed => {
+                        executor.close(session);
+                        panic!("{statement}: {failed:?}");
+                    }
+                }
+            }
+            executor.close(session);
+            out
+        })
     }
 
     /// Why tokens were refused.
@@ -371,7 +541,7 @@ fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (
             ),
         ))
     } else {
-        run(state, &statements, &handle)
+        run(state, &statements, &handle, &body)
     };
     state.statements.insert(
         handle.clone(),
@@ -386,11 +556,61 @@ fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (
     status(state, &handle, &HashMap::new())
 }
 
-/// "Runs" statements: records them and picks each one's answer; stops at a failure.
-fn run(state: &mut State, statements: &[String], handle: &str) -> Result<Rows, (u16, Value)> {
+/// Runs a request's statements: in one fakesnow session when the fake executes them (see
+/// [`run_statements`]), ended whatever happens.
+fn run(
+    state: &mut State,
+    statements: &[String],
+    handle: &str,
+    body: &Value,
+) -> Result<Rows, (u16, Value)> {
+    let session = match state.executor.as_mut() {
+        Some(executor) => Some(
+            executor
+                .open(&body["database"], &body["schema"])
+                .map_err(|e| (422, failure("000000", "XX000", &e, handle)))?,
+        ),
+        None => None,
+    };
+    let bindings: Vec<String> = body["bindings"]
+        .as_object()
+        .map(|bound| {
+            let mut bound: Vec<(usize, String)> = bound
+                .iter()
+                .map(|(i, b)| {
+                    (
+                        i.parse().unwrap_or(usize::MAX),
+                        b["value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            bound.sort();
+            bound.into_iter().map(|(_, v)| v).collect()
+        })
+        .unwrap_or_default();
+    let result = run_statements(
+        state,
+        statements,
+        handle,
+        session.map(|s| (s, &bindings[..])),
+    );
+    if let (Some(executor), Some(session)) = (state.executor.as_mut(), session) {
+        executor.close(session);
+    }
+    result
+}
+
+/// "Runs" statements: records them and picks each one's answer (a rule's, else fakesnow's
+/// in `session` with its bindings, else "executed successfully"); stops at a failure.
+fn run_statements(
+    state: &mut State,
+    statements: &[String],
+    handle: &str,
+    session: Option<(u64, &[String])>,
+) -> Result<Rows, (u16, Value)> {
     let mut children = Vec::new();
     let mut last = (
-        vec!["status"],
+        vec!["status".to_owned()],
         vec![vec![Some("Statement executed successfully.".to_owned())]],
     );
     for statement in statements {
@@ -404,11 +624,24 @@ fn run(state: &mut State, statements: &[String], handle: &str) -> Result<Rows, (
             Some(Answer::Fail(code, sql_state, message)) => {
                 return Err((422, failure(code, sql_state, message, handle)));
             }
-            Some(Answer::Rows(columns, rows)) => (columns, rows),
-            None => (
-                vec!["status"],
-                vec![vec![Some("Statement executed successfully.".to_owned())]],
-            ),
+            Some(Answer::Rows(columns, rows)) => {
+                (columns.iter().map(|c| (*c).to_owned()).collect(), rows)
+            }
+            None => match (session, state.executor.as_mut()) {
+                (Some((session, bindings)), Some(executor)) => {
+                    match executor.run(session, statement, bindings) {
+                        Ok(Ok(result)) => result,
+                        Ok(Err((code, sql_state, message))) => {
+                            return Err((422, failure(&code, &sql_state, &message, handle)));
+                        }
+                        Err(e) => return Err((422, failure("000000", "XX000", &e, handle))),
+                    }
+                }
+                _ => (
+                    vec!["status".to_owned()],
+                    vec![vec![Some("Statement executed successfully.".to_owned())]],
+                ),
+            },
         };
         if statements.len() > 1 {
             state.next += 1;
@@ -427,7 +660,11 @@ fn run(state: &mut State, statements: &[String], handle: &str) -> Result<Rows, (
         let message = vec![vec![Some(
             "Multiple statements executed successfully.".to_owned(),
         )]];
-        return Ok((vec!["multiple statement execution"], message, children));
+        return Ok((
+            vec!["multiple statement execution".to_owned()],
+            message,
+            children,
+        ));
     }
     Ok((last.0, last.1, children))
 }

@@ -18,9 +18,9 @@ use super::config::AuthKind;
 use crate::secrets::Secret;
 
 /// How long a signed JWT is valid (Snowflake refuses more than one hour).
-pub const JWT_LIFETIME: i64 = 59 * 60;
+pub(super) const JWT_LIFETIME: i64 = 59 * 60;
 /// A JWT is signed again when it has less than this left (seconds).
-pub const JWT_RENEW_BEFORE: i64 = 5 * 60;
+pub(super) const JWT_RENEW_BEFORE: i64 = 5 * 60;
 
 /// The private key could not be used. Never quotes the key.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum KeyError {
 }
 
 /// What the `Authorization` header carries.
-pub enum Credentials {
+pub(super) enum Credentials {
     /// JWTs signed with the user's key, renewed as they near expiry.
     KeyPair(KeyPairSigner),
     /// A token used as it is.
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// The `(Authorization, X-Snowflake-Authorization-Token-Type)` values for a request now.
-    pub fn headers(&self) -> Result<(Secret, &'static str), KeyError> {
+    pub(super) fn headers(&self) -> Result<(Secret, &'static str), KeyError> {
         match self {
             Credentials::KeyPair(signer) => Ok((
                 signer.token_at(chrono::Utc::now().timestamp())?,
@@ -79,7 +79,7 @@ impl Credentials {
     }
 
     /// The public key fingerprint, for error messages (`SHA256:…`), if key-pair.
-    pub fn fingerprint(&self) -> Option<&str> {
+    pub(super) fn fingerprint(&self) -> Option<&str> {
         match self {
             Credentials::KeyPair(signer) => Some(&signer.fingerprint),
             Credentials::Token { .. } => None,
@@ -88,7 +88,7 @@ impl Credentials {
 }
 
 /// Signs JWTs for one user with one key; keeps the current one until it nears expiry.
-pub struct KeyPairSigner {
+pub(super) struct KeyPairSigner {
     key: RsaKeyPair,
     /// `ACCOUNT.USER`.
     subject: String,
@@ -102,7 +102,7 @@ pub struct KeyPairSigner {
 
 /// The account part of a JWT's claims: upper-case, without a locator's region
 /// (`xy12345.us-east-1` → `XY12345`).
-pub fn jwt_account(account: &str) -> String {
+pub(super) fn jwt_account(account: &str) -> String {
     account
         .split('.')
         .next()
@@ -111,14 +111,14 @@ pub fn jwt_account(account: &str) -> String {
 }
 
 /// `SHA256:<base64 of the SHA-256 of the public key's DER>`.
-pub fn fingerprint(public_key_der: &[u8]) -> String {
+pub(super) fn fingerprint(public_key_der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key_der);
     format!("SHA256:{}", STANDARD.encode(digest.as_ref()))
 }
 
 impl KeyPairSigner {
     /// A signer from a PEM private key (PKCS#8 or PKCS#1, unencrypted).
-    pub fn from_pem(account: &str, user: &str, pem: &Secret) -> Result<Self, KeyError> {
+    pub(super) fn from_pem(account: &str, user: &str, pem: &Secret) -> Result<Self, KeyError> {
         let text = pem.expose();
         if text.contains("ENCRYPTED PRIVATE KEY") {
             return Err(KeyError::NotPem(
@@ -159,7 +159,7 @@ impl KeyPairSigner {
     }
 
     /// `Bearer <jwt>` valid at `now` (Unix seconds) for at least [`JWT_RENEW_BEFORE`].
-    pub fn token_at(&self, now: i64) -> Result<Secret, KeyError> {
+    pub(super) fn token_at(&self, now: i64) -> Result<Secret, KeyError> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((token, expires)) = current.as_ref()
             && expires - now > JWT_RENEW_BEFORE

@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::auth::{Credentials, KeyError};
-use crate::storage::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// Statements running longer than this are cancelled (and Snowflake's own `timeout`
 /// parameter says the same).
@@ -23,6 +23,10 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// First wait between two polls of a running statement; doubles up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(100);
 const MAX_POLL: Duration = Duration::from_secs(5);
+/// How long a TCP connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may stay silent before the attempt is abandoned.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A request to the SQL API failed. Messages carry Snowflake's code, SQLSTATE and
 /// statement handle, never a credential.
@@ -111,7 +115,7 @@ pub enum SqlApiError {
 
 /// What a finished statement returned.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResultSet {
+pub(super) struct ResultSet {
     /// Column names, as Snowflake reports them (upper-case unless quoted).
     pub columns: Vec<String>,
     /// Rows of every partition; each cell is Snowflake's text form, `None` for SQL NULL.
@@ -124,7 +128,7 @@ pub struct ResultSet {
 
 impl ResultSet {
     /// The cell of `row` in column `name` (case-insensitive).
-    pub fn cell(&self, row: usize, name: &str) -> Option<&str> {
+    pub(super) fn cell(&self, row: usize, name: &str) -> Option<&str> {
         let i = self
             .columns
             .iter()
@@ -135,7 +139,7 @@ impl ResultSet {
 
 /// Session context sent with every request.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub(super) struct Context {
     /// Role, if any.
     pub role: Option<String>,
     /// Virtual warehouse.
@@ -148,7 +152,7 @@ pub struct Context {
 
 /// The SQL API client of one account and user.
 #[derive(Debug)]
-pub struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: url::Url,
     user: String,
@@ -164,21 +168,10 @@ fn text(body: &Value, key: &str) -> String {
         .to_owned()
 }
 
-/// Exponential backoff with jitter (50-100% of the doubled delay), capped.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exp = policy
-        .initial_backoff
-        .saturating_mul(1 << attempt.min(16))
-        .min(policy.max_backoff);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    exp.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
-}
-
 impl Client {
-    /// A client for `base` (the account URL) signing in with `credentials`.
-    pub fn new(
+    /// A client for `base` (the account URL) signing in with `credentials`, retrying
+    /// throttled and failed requests per `retry`.
+    pub(super) fn new(
         base: url::Url,
         user: String,
         credentials: Credentials,
@@ -186,8 +179,8 @@ impl Client {
         retry: RetryPolicy,
     ) -> Result<Self, SqlApiError> {
         let http = reqwest::Client::builder()
-            .connect_timeout(retry.connect_timeout)
-            .read_timeout(retry.read_timeout)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| SqlApiError::Connect {
                 url: base.to_string(),
@@ -205,7 +198,7 @@ impl Client {
 
     /// Runs `statement` (`count` statements separated by `;`, or one with `?` bound to
     /// `bindings` as text) and returns its result once it has finished.
-    pub async fn execute(
+    pub(super) async fn execute(
         &self,
         statement: &str,
         count: usize,
@@ -240,14 +233,14 @@ impl Client {
     }
 
     /// The result of an earlier statement (e.g. one of a multi-statement request).
-    pub async fn results(&self, handle: &str) -> Result<ResultSet, SqlApiError> {
+    pub(super) async fn results(&self, handle: &str) -> Result<ResultSet, SqlApiError> {
         let url = self.url(&format!("/api/v2/statements/{handle}"))?;
         let (status, answer) = self.send(Method::GET, url, None).await?;
         self.finish(status, answer).await
     }
 
     /// Asks Snowflake to stop a running statement.
-    pub async fn cancel(&self, handle: &str) -> Result<(), SqlApiError> {
+    pub(super) async fn cancel(&self, handle: &str) -> Result<(), SqlApiError> {
         let url = self.url(&format!("/api/v2/statements/{handle}/cancel"))?;
         let (status, answer) = self.send(Method::POST, url, None).await?;
         match status {
@@ -276,7 +269,7 @@ impl Client {
         let mut last = (0u16, String::new());
         for attempt in 1..=attempts {
             if attempt > 1 {
-                tokio::time::sleep(backoff(&self.retry, attempt - 2)).await;
+                tokio::time::sleep(self.retry.wait_before(attempt)).await;
             }
             let mut url = url.clone();
             if attempt > 1 && method == Method::POST {

@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use crate::secrets::SecretRef;
+use crate::values::Refusal;
 
 /// The default payer configuration table (the seed's).
 fn default_payer_table() -> String {
@@ -104,19 +105,13 @@ pub struct SnowflakeSettings {
     pub auth: AuthSettings,
 }
 
-/// A refused value: (key below `snowflake.`, value as shown, what is expected).
-pub type Refusal = (String, String, String);
-
+/// `snowflake.<key> = value` refused, because `reason`.
 fn refuse(key: &str, value: &str, reason: &str) -> Refusal {
-    (
-        format!("snowflake.{key}"),
-        value.to_owned(),
-        reason.to_owned(),
-    )
+    crate::values::refuse(&format!("snowflake.{key}"), value, reason)
 }
 
 /// A plain (unquoted) Snowflake identifier: a letter or `_`, then letters, digits, `_`, `$`.
-pub fn is_identifier(text: &str) -> bool {
+pub(super) fn is_identifier(text: &str) -> bool {
     let mut bytes = text.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
@@ -125,7 +120,7 @@ pub fn is_identifier(text: &str) -> bool {
 
 impl SnowflakeProfile {
     /// Applies defaults and checks every value.
-    pub fn resolve(self) -> Result<SnowflakeSettings, Refusal> {
+    pub(crate) fn resolve(self) -> Result<SnowflakeSettings, Refusal> {
         let required = |key: &str, value: Option<String>| {
             value.ok_or_else(|| refuse(key, "(missing)", "required when warehouse = \"snowflake\""))
         };
@@ -271,16 +266,16 @@ mod tests {
         let key = "private_key = { env = \"K\" }\n";
         let err =
             profile(&format!("{BASE}{key}payer_table = \"a.b; drop table x\"\n")).unwrap_err();
-        assert_eq!(err.0, "snowflake.payer_table");
+        assert_eq!(err.key, "snowflake.payer_table");
         let err = profile(&format!("{BASE}auth = \"pat\"\n{key}")).unwrap_err();
-        assert_eq!(err.0, "snowflake.token");
+        assert_eq!(err.key, "snowflake.token");
         let err = profile(&format!(
             "{BASE}{key}base_url = \"http://snowflake.example\"\n"
         ))
         .unwrap_err();
-        assert_eq!(err.0, "snowflake.base_url");
+        assert_eq!(err.key, "snowflake.base_url");
         let err = profile("user = \"u\"\n").unwrap_err();
-        assert_eq!(err.0, "snowflake.account");
+        assert_eq!(err.key, "snowflake.account");
         assert!(is_identifier("CUR_2025$X") && !is_identifier("1abc") && !is_identifier("a-b"));
     }
 }

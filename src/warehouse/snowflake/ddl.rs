@@ -10,7 +10,8 @@ use std::fmt::Write;
 use datafusion::arrow::datatypes::DataType;
 
 use super::super::render::literal;
-use super::super::tables::{self, RECONCILE_TOLERANCE};
+use super::super::tables::{self, FINAL_TABLES, RECONCILE_TOLERANCE, UNUSED_COST};
+use crate::sync::TagColumn;
 use crate::task::{BillingPeriod, PayerId};
 
 /// The Parquet file format every stage and external table uses.
@@ -19,12 +20,6 @@ pub const FILE_FORMAT: &str = "curflow_parquet";
 pub const CUR_VIEW: &str = "cur_line_items";
 /// Prefix of the script's result tables, which replace the final tables' payer-month.
 pub const NEW_PREFIX: &str = "new_";
-/// The final tables, in the order they are replaced.
-pub const FINAL_TABLES: [&str; 3] = [
-    tables::RI_WASTAGE,
-    tables::SP_WASTAGE,
-    tables::RECONCILIATION,
-];
 
 /// The stage and external table of one payer-period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +81,8 @@ fn column_type(data_type: &DataType) -> &'static str {
 pub fn create_final_tables() -> Vec<String> {
     FINAL_TABLES
         .iter()
-        .filter_map(|name| {
-            let schema = tables::schema(name)?;
+        .map(|table| {
+            let schema = table.schema();
             let columns: Vec<String> = schema
                 .fields()
                 .iter()
@@ -100,18 +95,33 @@ pub fn create_final_tables() -> Vec<String> {
                     )
                 })
                 .collect();
-            Some(format!(
-                "CREATE TABLE IF NOT EXISTS {name} ({}) CLUSTER BY (payer_id, billing_period)",
-                columns.join(", ")
-            ))
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} ({}) CLUSTER BY ({})",
+                table.name,
+                columns.join(", "),
+                tables::PARTITION_COLUMNS.join(", ")
+            )
         })
         .collect()
 }
 
-/// The view the analytics script reads, over the period's external table.
-pub fn cur_view(objects: &PeriodObjects) -> String {
+/// The view the analytics script reads, over the period's external table. A layout that
+/// keeps tags as columns has them gathered into the `resource_tags` object the script
+/// reads (`OBJECT_CONSTRUCT` leaves out the tags a line does not carry, as the CUR 2.0 map
+/// does). Each column is a Parquet column name the caller checked to be a plain
+/// identifier; each key is quoted as a literal.
+pub fn cur_view(objects: &PeriodObjects, tag_columns: &[TagColumn]) -> String {
+    let tags = if tag_columns.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = tag_columns
+            .iter()
+            .map(|c| format!("{}, {}::VARCHAR", literal(&c.key), c.column))
+            .collect();
+        format!(", OBJECT_CONSTRUCT({}) AS resource_tags", pairs.join(", "))
+    };
     format!(
-        "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT * FROM {}",
+        "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT *{tags} FROM {}",
         objects.external_table
     )
 }
@@ -125,10 +135,8 @@ pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
         literal(&period.to_string())
     );
     let mut out = vec!["BEGIN TRANSACTION".to_owned()];
-    for name in FINAL_TABLES {
-        let Some(schema) = tables::schema(name) else {
-            continue;
-        };
+    for table in &FINAL_TABLES {
+        let (name, schema) = (table.name, table.schema());
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let columns = columns.join(", ");
         out.push(format!("DELETE FROM {name} WHERE {predicate}"));
@@ -140,15 +148,25 @@ pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
     out
 }
 
-/// What the run reports: rows and waste per kind, then the commitments that do not
-/// reconcile to the cent.
+/// What the run reports: rows and waste per kind of waste table, then the commitments that
+/// do not reconcile to the cent.
 pub fn totals() -> Vec<String> {
+    let per_kind: Vec<String> = tables::waste_tables()
+        .enumerate()
+        .map(|(i, (table, waste))| {
+            let (kind, count, cost) = if i == 0 {
+                (" AS kind", " AS row_count", " AS unused_cost")
+            } else {
+                ("", "", "")
+            };
+            format!(
+                "SELECT '{}'{kind}, COUNT(*){count}, COALESCE(SUM({UNUSED_COST}), 0){cost} FROM {NEW_PREFIX}{}",
+                waste.kind, table.name
+            )
+        })
+        .collect();
     vec![
-        format!(
-            "SELECT 'ri' AS kind, COUNT(*) AS row_count, COALESCE(SUM(unused_cost), 0) AS unused_cost FROM {NEW_PREFIX}{} UNION ALL SELECT 'sp', COUNT(*), COALESCE(SUM(unused_cost), 0) FROM {NEW_PREFIX}{}",
-            tables::RI_WASTAGE,
-            tables::SP_WASTAGE
-        ),
+        per_kind.join(" UNION ALL "),
         format!(
             "SELECT kind, commitment_arn, expected, computed FROM {NEW_PREFIX}{} WHERE ABS(expected - computed) >= {RECONCILE_TOLERANCE} ORDER BY kind, commitment_arn",
             tables::RECONCILIATION
@@ -173,13 +191,16 @@ pub fn payer_table(table: &str) -> String {
     format!("SELECT * FROM {table}")
 }
 
-/// The newest `processed_at` of a payer (bound as `?` twice), in microseconds since the
-/// epoch (a number is unambiguous across the SQL API's timestamp formats).
+/// The newest `processed_at` of a payer in the waste tables (the payer bound as `?` once
+/// per waste table), in microseconds since the epoch (a number is unambiguous across the
+/// SQL API's timestamp formats).
 pub fn last_processed() -> String {
+    let rows: Vec<String> = tables::waste_tables()
+        .map(|(table, _)| format!("SELECT processed_at FROM {} WHERE payer_id = ?", table.name))
+        .collect();
     format!(
-        "SELECT DATE_PART(EPOCH_MICROSECOND, MAX(processed_at)) AS processed_at FROM (SELECT processed_at FROM {} WHERE payer_id = ? UNION ALL SELECT processed_at FROM {} WHERE payer_id = ?)",
-        tables::RI_WASTAGE,
-        tables::SP_WASTAGE
+        "SELECT DATE_PART(EPOCH_MICROSECOND, MAX(processed_at)) AS processed_at FROM ({})",
+        rows.join(" UNION ALL ")
     )
 }
 
@@ -235,6 +256,33 @@ mod tests {
         let got =
             split_statements("-- a; comment\nSELECT 'a;b' AS x; -- trailing;\n\nSELECT 2\n;\n");
         assert_eq!(got, vec!["SELECT 'a;b' AS x", "SELECT 2"]);
+    }
+
+    /// A legacy report's tag columns become the `resource_tags` object the script reads,
+    /// keys as literals; the statement parses as Snowflake SQL.
+    #[test]
+    fn the_view_gathers_tag_columns_into_resource_tags() {
+        let objects = PeriodObjects::new(
+            &PayerId::parse("671238551718").unwrap(),
+            BillingPeriod::new(2025, 7).unwrap(),
+        );
+        let tags = [
+            TagColumn {
+                column: "resource_tags_user_application".into(),
+                key: "user_application".into(),
+            },
+            TagColumn {
+                column: "resource_tags_user_team".into(),
+                key: "user_team".into(),
+            },
+        ];
+        let view = cur_view(&objects, &tags);
+        assert_eq!(
+            view,
+            "CREATE OR REPLACE TEMPORARY VIEW cur_line_items AS SELECT *, OBJECT_CONSTRUCT('user_application', resource_tags_user_application::VARCHAR, 'user_team', resource_tags_user_team::VARCHAR) AS resource_tags FROM cur_671238551718_2025_07"
+        );
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::SnowflakeDialect {}, &view)
+            .unwrap();
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The Snowflake warehouse, over the documented SQL API v2 (no driver protocol).
 //!
 //! A staged payer-period becomes a stage (through a storage integration: no keys in SQL)
-//! and an external table whose columns `INFER_SCHEMA` reads from the files. The analytics
-//! (`sql/snowflake/`, the same logic as `sql/datafusion/`) run as one multi-statement
+//! and an external table whose columns `INFER_SCHEMA` reads from the files; a layout that
+//! keeps tags as columns has them mapped onto the `resource_tags` object in the view the
+//! analytics read. The analytics (`sql/snowflake/`: the shared statements, then one file
+//! per final table, the same logic as `sql/datafusion/`) run as one multi-statement
 //! request — one session, so their temporary tables live exactly as long as the run — that
 //! ends by replacing the payer-month in the final tables with `DELETE` + `INSERT` inside
 //! one transaction. [`client`] speaks the API, [`auth`] signs in, [`ddl`] writes the SQL.
@@ -14,23 +16,32 @@ pub mod ddl;
 
 use chrono::{DateTime, Utc};
 
-pub use auth::{JWT_LIFETIME, fingerprint, jwt_account};
-pub use client::{Client, Context, ResultSet, SqlApiError};
-pub use config::{AuthKind, AuthSettings, SnowflakeProfile, SnowflakeSettings};
+use client::{Client, Context, ResultSet, SqlApiError};
+pub use config::{AuthSettings, SnowflakeProfile, SnowflakeSettings};
 
 use super::{
-    AnalyticsOutcome, Mismatch, Params, StagedPeriod, StatementOutcome, Warehouse, WarehouseError,
-    WasteBreakdown, WasteTotals, order_free_sum, render, statement_name, tables,
+    AnalyticsOutcome, Mismatch, Params, PayerTable, RenderError, StagedPeriod, StatementOutcome,
+    Warehouse, WarehouseError, WasteBreakdown, WasteReader, WasteTotals, order_free_sum, sql,
+    statement_name, tables,
 };
 use crate::payers::PayerConfig;
 use crate::secrets::SecretError;
-use crate::storage::RetryPolicy;
+use crate::storage::Location;
+use crate::sync::{Layout, TagColumn};
 use crate::task::{BillingPeriod, PayerId};
 
-/// The analytics script, Snowflake dialect.
-pub const SCRIPT_NAME: &str = "sql/snowflake/analytics_wastage_queries.sql";
-/// Its text, compiled in.
-pub const SCRIPT: &str = include_str!("../../../sql/snowflake/analytics_wastage_queries.sql");
+/// The SQL dialect of `sql/<dialect>/` Snowflake runs.
+const DIALECT: &str = "snowflake";
+
+/// The analytics statements curflow sends for a payer-period, after its view over the
+/// external table: every Snowflake SQL file in order, rendered and split.
+pub fn analytics_statements(params: &Params) -> Result<Vec<String>, RenderError> {
+    Ok(sql::analytics(DIALECT, params)?
+        .iter()
+        .flat_map(|script| ddl::split_statements(&script.text))
+        .collect())
+}
+
 /// The columns of the payer table that become a payer configuration; others are ignored.
 const PAYER_COLUMNS: [&str; 7] = [
     "payer_id",
@@ -55,6 +66,27 @@ pub struct Snowflake {
 pub struct SnowflakeTable {
     staged: StagedPeriod,
     objects: ddl::PeriodObjects,
+    /// Tag columns of the staged files that the view maps onto `resource_tags`.
+    tag_columns: Vec<TagColumn>,
+}
+
+/// The column names of the staged data files (their Parquet schemas merged, in first-seen
+/// order), for a layout whose columns must be mapped: Snowflake infers the schema itself,
+/// so curflow reads the names it needs to render the mapping.
+async fn staged_columns(location: &Location) -> Result<Vec<String>, String> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+
+    let ctx = datafusion::prelude::SessionContext::new();
+    let (store, _) = location.store();
+    ctx.register_object_store(&location.url().store_root(), store);
+    let folder = ListingTableUrl::parse(location.url().as_folder()).map_err(|e| e.to_string())?;
+    let schema = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .infer_schema(&ctx.state(), &folder)
+        .await
+        .map_err(|e| format!("the staged files' schema cannot be read ({e})"))?;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
 
 impl From<SqlApiError> for WarehouseError {
@@ -113,7 +145,7 @@ impl Snowflake {
                 database: settings.database.clone(),
                 schema: settings.schema.clone(),
             },
-            RetryPolicy::default(),
+            crate::retry::RetryPolicy::default(),
         )?;
         Ok(Self {
             client,
@@ -128,6 +160,22 @@ impl Snowflake {
             .execute(&ddl::join(statements), statements.len(), &[])
             .await
     }
+}
+
+/// The tag columns whose names are plain identifiers, which the view can name unquoted
+/// (Snowflake's inferred columns are upper-case, and an unquoted name matches them); any
+/// other is left out with a warning rather than spliced into SQL.
+fn plain_tag_columns(columns: Vec<TagColumn>) -> Vec<TagColumn> {
+    columns
+        .into_iter()
+        .filter(|c| {
+            let plain = config::is_identifier(&c.column);
+            if !plain {
+                tracing::warn!(column = %c.column, "tag column name is not a plain identifier; its tag is not mapped");
+            }
+            plain
+        })
+        .collect()
 }
 
 /// A payer table row as the JSON of a settings-file payer entry.
@@ -157,9 +205,7 @@ fn number(result: &ResultSet, row: usize, column: &str) -> f64 {
         .unwrap_or_default()
 }
 
-impl Warehouse for Snowflake {
-    type Table = SnowflakeTable;
-
+impl PayerTable for Snowflake {
     async fn payer_configs(&self) -> Result<Vec<PayerConfig>, WarehouseError> {
         let result = self
             .client
@@ -175,16 +221,15 @@ impl Warehouse for Snowflake {
             })
             .collect()
     }
+}
 
+impl WasteReader for Snowflake {
     async fn last_processed(
         &self,
         payer: &PayerId,
     ) -> Result<Option<DateTime<Utc>>, WarehouseError> {
-        let result = match self
-            .client
-            .execute(&ddl::last_processed(), 1, &[payer.as_str(), payer.as_str()])
-            .await
-        {
+        let binds = vec![payer.as_str(); tables::waste_tables().count()];
+        let result = match self.client.execute(&ddl::last_processed(), 1, &binds).await {
             // 002003: the final tables do not exist yet, so nothing was ever processed.
             Err(SqlApiError::Statement { code, .. }) if code == "002003" => return Ok(None),
             other => other?,
@@ -206,7 +251,8 @@ impl Warehouse for Snowflake {
         let mut out = WasteBreakdown::new(payer.clone(), period);
         let period_text = period.to_string();
         let binds = [payer.as_str(), period_text.as_str()].repeat(3);
-        for (kind, table, arn) in tables::WASTE_TABLES {
+        for (final_table, waste) in tables::waste_tables() {
+            let (kind, table, arn) = (waste.kind, final_table.name, waste.commitment_column);
             let result = match self
                 .client
                 .execute(&ddl::breakdown(table, arn), 1, &binds)
@@ -244,6 +290,10 @@ impl Warehouse for Snowflake {
         }
         Ok(out.finish())
     }
+}
+
+impl Warehouse for Snowflake {
+    type Table = SnowflakeTable;
 
     async fn register_period(
         &self,
@@ -251,33 +301,43 @@ impl Warehouse for Snowflake {
     ) -> Result<SnowflakeTable, WarehouseError> {
         let objects = ddl::PeriodObjects::new(&staged.payer, staged.period);
         let url = staged.location.url().as_folder();
+        let register_failed = |reason: String| WarehouseError::Register {
+            payer: staged.payer.clone(),
+            period: staged.period,
+            url: url.clone(),
+            source: reason.into(),
+        };
+        let tag_columns = if staged.layout == Layout::Cur2 {
+            Vec::new()
+        } else {
+            let columns = staged_columns(&staged.location)
+                .await
+                .map_err(register_failed)?;
+            plain_tag_columns(staged.layout.tag_columns(&columns))
+        };
         let mut statements = ddl::register_period(&objects, &url, &self.storage_integration);
         statements.extend(ddl::create_final_tables());
         self.run_all(&statements)
             .await
             .map_err(|e| match WarehouseError::from(e) {
-                WarehouseError::Request(reason) => WarehouseError::Register {
-                    payer: staged.payer.clone(),
-                    period: staged.period,
-                    url,
-                    source: reason.into(),
-                },
+                WarehouseError::Request(reason) => register_failed(reason),
                 other => other,
             })?;
         Ok(SnowflakeTable {
             staged: staged.clone(),
             objects,
+            tag_columns,
         })
     }
 
     async fn run_analytics(
         &self,
         table: &SnowflakeTable,
-        params: &Params,
+        application_tag: &str,
     ) -> Result<AnalyticsOutcome, WarehouseError> {
-        let script = render(SCRIPT_NAME, SCRIPT, params)?;
-        let mut statements = vec![ddl::cur_view(&table.objects)];
-        statements.extend(ddl::split_statements(&script));
+        let params = table.staged.params(application_tag);
+        let mut statements = vec![ddl::cur_view(&table.objects, &table.tag_columns)];
+        statements.extend(analytics_statements(&params)?);
         statements.extend(ddl::replace_period(
             &table.staged.payer,
             table.staged.period,
@@ -297,7 +357,7 @@ impl Warehouse for Snowflake {
                 // open transaction, so the final tables are untouched.
                 tracing::warn!(payer = %params.payer, period = %params.period, error = %e, "analytics failed");
                 outcome.statements.push(StatementOutcome {
-                    name: format!("{SCRIPT_NAME} ({} statements in one request)", names.len()),
+                    name: format!("sql/{DIALECT}/ ({} statements in one request)", names.len()),
                     error: Some(e.to_string()),
                 });
                 return Ok(outcome);
@@ -320,14 +380,15 @@ impl Warehouse for Snowflake {
         let counts = self.client.results(&read(totals_at)?).await?;
         let mismatched = self.client.results(&read(totals_at + 1)?).await?;
         let mut totals = WasteTotals::default();
-        for row in 0..counts.rows.len() {
-            let rows = number(&counts, row, "row_count") as usize;
-            let cost = number(&counts, row, "unused_cost");
-            match counts.cell(row, "kind") {
-                Some("ri") => (totals.ri_rows, totals.ri_unused_cost) = (rows, cost),
-                Some("sp") => (totals.sp_rows, totals.sp_unused_cost) = (rows, cost),
-                _ => {}
-            }
+        for (final_table, waste) in tables::waste_tables() {
+            let row = (0..counts.rows.len()).find(|&r| counts.cell(r, "kind") == Some(waste.kind));
+            let (rows, cost) = row.map_or((0, 0.0), |r| {
+                (
+                    number(&counts, r, "row_count") as usize,
+                    number(&counts, r, tables::UNUSED_COST),
+                )
+            });
+            totals.add(final_table, rows, cost);
         }
         totals.mismatches = (0..mismatched.rows.len())
             .map(|row| Mismatch {

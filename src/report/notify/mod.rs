@@ -1,27 +1,32 @@
 //! The end-of-run notification: one persistent JSON message to RabbitMQ, published with
-//! publisher confirms, retried with exponential backoff and jitter.
+//! publisher confirms, retried per the notification's
+//! [`RetryPolicy`](crate::retry::RetryPolicy) (exponential backoff with jitter). Its
+//! settings (`[<env>.notify]`) are in [`config`].
 //!
 //! The body's schema is documented in `docs/notification.md`; [`notification_body`] is its
-//! one implementation. Nothing here decides the exit code: [`send`] says whether the message
-//! was delivered and `main` applies the documented rule (`notify.required`).
+//! one implementation. Nothing here decides the exit code: the [`Notification`] sink says
+//! whether the message was delivered and `main` applies the documented rule
+//! (`notify.required`).
 
-use std::hash::BuildHasher;
+mod config;
+
 use std::time::Duration;
 
+use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
+pub use config::NotifySettings;
+pub(crate) use config::{NotifyProfile, resolve_notify};
+
+use super::sink::{Published, Sink, SinkFuture, Stage};
 use super::{PeriodOutcome, RunReport, Status, Totals};
 use crate::secrets::{Secret, SecretError};
-use crate::settings::NotifySettings;
 
 /// The version of the body's layout; raised on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The longest wait between two attempts, however many retries are configured.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const SCHEMA_VERSION: u32 = 1;
 
 /// The notification could not be delivered. Messages never hold the broker's credentials.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +74,7 @@ enum AttemptError {
 
 /// The overall result as the notification names it: `success`, `partial` (some work done,
 /// something failed) or `failed` (nothing succeeded, or the run ended on a fatal error).
-pub fn verdict(report: &RunReport) -> &'static str {
+fn verdict(report: &RunReport) -> &'static str {
     match report.status() {
         Status::Success => "success",
         Status::AnalyticsFailed => "partial",
@@ -87,7 +92,7 @@ pub fn verdict(report: &RunReport) -> &'static str {
 }
 
 /// The message body (schema in `docs/notification.md`).
-pub fn notification_body(report: &RunReport) -> Value {
+pub(super) fn notification_body(report: &RunReport) -> Value {
     let task = &report.task;
     let totals = Totals::of(&report.periods);
     let periods: Vec<Value> = report
@@ -114,12 +119,23 @@ pub fn notification_body(report: &RunReport) -> Value {
                             "failed_statement": failed.name,
                             "error": failed.error,
                         }),
-                        (None, Some(t)) => json!({
-                            "status": "succeeded",
-                            "ri_unused_cost": t.ri_unused_cost,
-                            "sp_unused_cost": t.sp_unused_cost,
-                            "reconciliation_mismatches": t.mismatches.len(),
-                        }),
+                        (None, Some(t)) => {
+                            // `<kind>_unused_cost` per waste table: `ri_unused_cost`,
+                            // `sp_unused_cost`.
+                            let mut fields = serde_json::Map::new();
+                            fields.insert("status".into(), json!("succeeded"));
+                            for table in &t.tables {
+                                fields.insert(
+                                    format!("{}_unused_cost", table.kind),
+                                    json!(table.unused_cost),
+                                );
+                            }
+                            fields.insert(
+                                "reconciliation_mismatches".into(),
+                                json!(t.mismatches.len()),
+                            );
+                            Value::Object(fields)
+                        }
                         (None, None) if analytics.statements.is_empty() => {
                             json!({"status": "not_run"})
                         }
@@ -159,7 +175,7 @@ pub fn notification_body(report: &RunReport) -> Value {
         },
         "started_at": report.started_at.to_rfc3339(),
         "finished_at": report.finished_at.to_rfc3339(),
-        "duration_seconds": duration_seconds(report),
+        "duration_seconds": report.duration_seconds(),
         "totals": {
             "files_copied": totals.files_copied,
             "bytes_copied": totals.bytes_copied,
@@ -177,16 +193,27 @@ pub fn notification_body(report: &RunReport) -> Value {
     })
 }
 
-/// The run's wall-clock time in seconds.
-pub(super) fn duration_seconds(report: &RunReport) -> f64 {
-    (report.finished_at - report.started_at)
-        .to_std()
-        .unwrap_or_default()
-        .as_secs_f64()
+/// The notification as a sink: the first to run, so that the metrics can count a message
+/// that was not delivered.
+pub(super) struct Notification(pub(super) NotifySettings);
+
+impl Sink for Notification {
+    fn stage(&self) -> Stage {
+        Stage::Notification
+    }
+
+    fn name(&self) -> &'static str {
+        "notification"
+    }
+
+    /// Errors when the broker URL cannot be read or no attempt got a confirmed delivery.
+    fn send<'a>(&'a self, report: &'a RunReport, _earlier: &'a Published) -> SinkFuture<'a> {
+        async move { Ok(send(report, &self.0).await?) }.boxed()
+    }
 }
 
 /// Publishes the report's notification, retrying as configured.
-pub(super) async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
+async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
     let url = settings.amqp_url.read().await?;
     let mut uri: AMQPUri = url.expose().parse().map_err(|_| NotifyError::BadUrl)?;
     if let Some(vhost) = &settings.vhost {
@@ -195,8 +222,7 @@ pub(super) async fn send(report: &RunReport, settings: &NotifySettings) -> Resul
     let password = Secret::new(uri.authority.userinfo.password.as_str());
     let host = format!("{}:{}", uri.authority.host, uri.authority.port);
     let body = notification_body(report).to_string();
-    let attempts = settings.retries + 1;
-    let mut delay = settings.backoff;
+    let attempts = settings.retry.max_attempts;
     let mut last = String::new();
     for attempt in 1..=attempts {
         let result = tokio::time::timeout(
@@ -213,10 +239,9 @@ pub(super) async fn send(report: &RunReport, settings: &NotifySettings) -> Resul
             Err(error) => last = password.redact(&url.redact(&error.to_string())),
         }
         if attempt < attempts {
-            let wait = jitter(delay);
+            let wait = settings.retry.wait_before(attempt + 1);
             tracing::warn!(%host, attempt, of = attempts, error = %last, retry_in = ?wait, "run notification not delivered yet");
             tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
     Err(NotifyError::Undelivered {
@@ -265,26 +290,4 @@ async fn publish_once(
     // The message is confirmed (or refused) already; a failed close changes nothing.
     let _ = connection.close(200, "done".into()).await;
     result
-}
-
-/// `delay` scaled by a random factor in [0.5, 1], so that many tasks retrying at once spread out.
-fn jitter(delay: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
-    delay.mul_f64(0.5 + 0.5 * (random as f64 / u64::MAX as f64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_half_and_full_delay() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(2));
-            assert!(
-                d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
-                "{d:?}"
-            );
-        }
-    }
 }

@@ -1,4 +1,4 @@
-//! Discovery in the legacy Cost and Usage Report (Parquet) layout.
+//! The legacy Cost and Usage Report (Parquet) layout.
 //!
 //! AWS writes a legacy Parquet report (report versioning "overwrite", as the Athena
 //! integration requires) under the export root `<prefix>/<report>` as:
@@ -11,7 +11,9 @@
 //!   that says `UPDATING` while AWS rewrites the report and `READY` once it is done;
 //! - helpers for Athena and Redshift (`crawler-cfn.yml`, `*.sql`, `*.json`), never staged.
 //!
-//! A report still `UPDATING` is skipped this run: its files may be half replaced.
+//! A report still `UPDATING` is skipped this run: its files may be half replaced. Tags are
+//! one `resource_tags_user_<key>` column each instead of CUR 2.0's `resource_tags` map
+//! ([`tag_columns`]).
 
 use bytes::Bytes;
 use datafusion::arrow::array::AsArray;
@@ -20,14 +22,18 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
-use super::discover::{
-    DeliveryState, DiscoverError, SourcePeriod, against_manifest, data_files, is_data_file,
+use super::{
+    DeliveryState, DiscoverError, Layout, Listing, Named, SourcePeriod, TagColumn, is_data_file,
+    read_manifest,
 };
-use crate::storage::{Location, ObjectInfo};
+use crate::storage::Location;
 use crate::task::BillingPeriod;
 
 /// The folder holding the report-wide status file.
-pub(super) const STATUS_FOLDER: &str = "cost_and_usage_data_status";
+const STATUS_FOLDER: &str = "cost_and_usage_data_status";
+
+/// What a tag column's name starts with; the rest is the tag's key in the map.
+const TAG_COLUMN_PREFIX: &str = "resource_tags_";
 
 /// The parts of a legacy CUR manifest discovery needs.
 #[derive(Deserialize)]
@@ -41,7 +47,7 @@ struct Manifest {
 }
 
 /// `YYYYMMDD-YYYYMMDD`: the folder of a period's manifest.
-pub(super) fn manifest_folder(period: BillingPeriod) -> String {
+fn manifest_folder(period: BillingPeriod) -> String {
     format!(
         "{}-{}",
         period.start().format("%Y%m%d"),
@@ -50,7 +56,7 @@ pub(super) fn manifest_folder(period: BillingPeriod) -> String {
 }
 
 /// True when `folder` (a top-level folder of an export root) belongs to a legacy report.
-pub(super) fn is_legacy_folder(folder: &str) -> bool {
+fn is_legacy_folder(folder: &str) -> bool {
     let date_range = folder.len() == 17
         && folder.as_bytes()[8] == b'-'
         && folder
@@ -60,14 +66,44 @@ pub(super) fn is_legacy_folder(folder: &str) -> bool {
     folder == STATUS_FOLDER || date_range
 }
 
+/// True when an export root's top-level folders are a legacy report's: its status folder
+/// or a period's manifest folder.
+pub(super) fn recognises(top_level_folders: &[String]) -> bool {
+    top_level_folders.iter().any(|f| is_legacy_folder(f))
+}
+
+/// The user tag columns (`resource_tags_user_<key>`, key `user_<key>`) of a table that has
+/// no `resource_tags` map; none when it has the map.
+pub(super) fn tag_columns(columns: &[String]) -> Vec<TagColumn> {
+    if columns.iter().any(|c| c == "resource_tags") {
+        return Vec::new();
+    }
+    columns
+        .iter()
+        .filter_map(|column| {
+            let key = column.strip_prefix(TAG_COLUMN_PREFIX)?;
+            key.starts_with("user_").then(|| TagColumn {
+                column: column.clone(),
+                key: key.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Lists one billing period of a legacy report and checks it against the report's status
 /// and the period's manifest.
-pub(super) async fn discover_legacy(
+pub(super) async fn discover(
     export: &Location,
     period: BillingPeriod,
 ) -> Result<SourcePeriod, DiscoverError> {
     let updating = report_updating(export).await?;
-    let manifest = read_manifest(export, period).await?;
+    // Only the manifest directly in the folder: with "create new report versions" AWS also
+    // keeps older manifests in `<assemblyId>/` subfolders.
+    let manifest: Option<(String, Manifest)> =
+        read_manifest(export, &manifest_folder(period), |k| {
+            k.ends_with("-Manifest.json") && k.matches('/').count() == 1
+        })
+        .await?;
     // AWS nests the data under a folder named after the report; without a manifest the
     // root's own name (`<prefix>/<report>`) is the best guess.
     let report = manifest
@@ -84,60 +120,21 @@ pub(super) async fn discover_legacy(
         })
         .unwrap_or_default();
     let partition = format!("year={}/month={}", period.year(), period.month());
-    let folder = format!("{report}/{partition}");
-    let listed = data_files(export, &folder).await?;
-    let done = |files: Vec<ObjectInfo>, delivery: Option<String>, state: DeliveryState| {
-        let state = if updating {
-            DeliveryState::Updating {
-                status: export.url().join(STATUS_FOLDER).to_string(),
-            }
-        } else {
-            state
+    let listing = Listing::read(export, period, Layout::Legacy, &report, partition).await?;
+    let mut found = listing.against(
+        export,
+        manifest.map(|(url, m)| Named {
+            url,
+            files: m.report_keys,
+            delivery: m.assembly_id,
+        }),
+    )?;
+    if updating {
+        found.state = DeliveryState::Updating {
+            status: export.url().join(STATUS_FOLDER).to_string(),
         };
-        Ok(SourcePeriod {
-            period,
-            folder: folder.clone(),
-            files,
-            delivery,
-            state,
-        })
-    };
-    let Some((manifest_url, manifest)) = manifest else {
-        if listed.is_empty() {
-            return done(listed, None, DeliveryState::NoData);
-        }
-        tracing::warn!(source = %export.url(), %period, "no manifest: staging every data file in the period folder");
-        return done(listed, None, DeliveryState::Ready);
-    };
-    let (files, state) = against_manifest(listed, &manifest.report_keys, &partition, manifest_url)?;
-    done(files, manifest.assembly_id, state)
-}
-
-/// The period's manifest and its URL, if AWS has written one.
-async fn read_manifest(
-    export: &Location,
-    period: BillingPeriod,
-) -> Result<Option<(String, Manifest)>, DiscoverError> {
-    let folder = manifest_folder(period);
-    // Only the manifest directly in the folder: with "create new report versions" AWS also
-    // keeps older manifests in `<assemblyId>/` subfolders.
-    let key = export
-        .list(&folder)
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with("-Manifest.json") && k.matches('/').count() == 1)
-        .max();
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    let url = export.url().join(&key).to_string();
-    let bytes = export.read(&key).await?.unwrap_or_default();
-    let manifest = serde_json::from_slice(&bytes).map_err(|e| DiscoverError::Manifest {
-        url: url.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some((url, manifest)))
+    }
+    Ok(found)
 }
 
 /// True when any status file of the report says `UPDATING`.
@@ -220,6 +217,11 @@ mod tests {
 
     const MANIFEST: &str = "20250701-20250801/legacy-cur-Manifest.json";
 
+    async fn set_status(loc: &Location, bytes: Vec<u8>) {
+        let key = format!("{STATUS_FOLDER}/cost_and_usage_data_status.parquet");
+        loc.write(&key, bytes).await.unwrap();
+    }
+
     #[test]
     fn folder_names() {
         assert_eq!(manifest_folder(period()), "20250701-20250801");
@@ -247,14 +249,10 @@ mod tests {
         loc.write(MANIFEST, br#"{"assemblyId":"a2","reportName":"legacy-cur","reportKeys":["cur/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]}"#.to_vec())
             .await
             .unwrap();
-        loc.write(
-            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
-            status_file("READY"),
-        )
-        .await
-        .unwrap();
-        let got = discover_legacy(&loc, period()).await.unwrap();
+        set_status(&loc, status_file("READY")).await;
+        let got = discover(&loc, period()).await.unwrap();
         assert_eq!(got.state, DeliveryState::Ready);
+        assert_eq!(got.layout, Layout::Legacy);
         assert_eq!(got.folder, "legacy-cur/year=2025/month=7");
         assert_eq!(got.delivery.as_deref(), Some("a2"));
         let keys: Vec<&str> = got.files.iter().map(|f| f.key.as_str()).collect();
@@ -265,28 +263,15 @@ mod tests {
     async fn updating_status_holds_the_period_back() {
         let (_d, loc) =
             report(&["legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]).await;
-        loc.write(
-            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
-            status_file("UPDATING"),
-        )
-        .await
-        .unwrap();
-        let got = discover_legacy(&loc, period()).await.unwrap();
+        set_status(&loc, status_file("UPDATING")).await;
+        let got = discover(&loc, period()).await.unwrap();
         assert!(
             matches!(&got.state, DeliveryState::Updating { status } if status.ends_with("cost_and_usage_data_status")),
             "{:?}",
             got.state
         );
-        loc.write(
-            "cost_and_usage_data_status/cost_and_usage_data_status.parquet",
-            b"not parquet".to_vec(),
-        )
-        .await
-        .unwrap();
-        let err = discover_legacy(&loc, period())
-            .await
-            .unwrap_err()
-            .to_string();
+        set_status(&loc, b"not parquet".to_vec()).await;
+        let err = discover(&loc, period()).await.unwrap_err().to_string();
         assert!(err.contains("cost_and_usage_data_status.parquet"), "{err}");
     }
 
@@ -297,7 +282,7 @@ mod tests {
         loc.write(MANIFEST, br#"{"reportName":"legacy-cur","reportKeys":["p/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet","p/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00002.snappy.parquet"]}"#.to_vec())
             .await
             .unwrap();
-        let got = discover_legacy(&loc, period()).await.unwrap();
+        let got = discover(&loc, period()).await.unwrap();
         assert_eq!(
             got.state,
             DeliveryState::Incomplete {

@@ -1,6 +1,7 @@
-//! Run metrics: CloudWatch `PutMetricData`, or CloudWatch Embedded Metric Format (EMF)
-//! lines on stdout, which the CloudWatch Logs agent (and Fargate's awslogs driver) turns
-//! into metrics without an API call.
+//! Run metrics, as two sinks that may run together: CloudWatch `PutMetricData`, and
+//! CloudWatch Embedded Metric Format (EMF) lines on stdout, which the CloudWatch Logs agent
+//! (and Fargate's awslogs driver) turns into metrics without an API call. Their settings
+//! (`[<env>.metrics]`) are in [`config`].
 //!
 //! Every count is sent twice: with the dimension `Env` (the whole run) and with `Env` and
 //! `PayerId` (one payer), because CloudWatch does not add up across dimensions. Run-level
@@ -9,15 +10,20 @@
 //! the Query protocol: later ones speak RPCv2-CBOR, which moto's server (our test server)
 //! and some VPC endpoints do not answer.
 
+mod config;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use futures::FutureExt;
 use serde_json::{Value, json};
 
-use super::notify::duration_seconds;
+pub use config::{MetricsKind, MetricsSettings};
+pub(crate) use config::{MetricsProfile, resolve_metrics};
+
+use super::sink::{Delivery, Published, Sink, SinkFuture, Stage};
 use super::{RunReport, Status, Totals};
-use crate::settings::{MetricsKind, MetricsSettings};
 
 /// PutMetricData accepts at most this many data points per call.
 const MAX_DATA_PER_CALL: usize = 1000;
@@ -118,7 +124,7 @@ fn data(report: &RunReport, notification_failed: bool) -> Vec<Datum> {
     }
     let failed = report.status() == Status::Failed;
     let run = [
-        ("DurationSeconds", duration_seconds(report), Unit::Seconds),
+        ("DurationSeconds", report.duration_seconds(), Unit::Seconds),
         ("TaskCompleted", if failed { 0.0 } else { 1.0 }, Unit::Count),
         ("FatalError", if failed { 1.0 } else { 0.0 }, Unit::Count),
         (
@@ -136,26 +142,82 @@ fn data(report: &RunReport, notification_failed: bool) -> Vec<Datum> {
     out
 }
 
-/// Sends the run's metrics where the settings say. `Ok(false)` when metrics are off.
-pub(super) async fn send(
-    report: &RunReport,
-    settings: &MetricsSettings,
-    notification_failed: bool,
-) -> Result<bool, MetricsError> {
-    let data = data(report, notification_failed);
-    match settings.kind {
-        MetricsKind::None => Ok(false),
-        MetricsKind::Emf => {
+/// The metrics sinks `settings` name, in their order.
+pub(super) fn sinks(settings: &MetricsSettings) -> Vec<Box<dyn Sink>> {
+    settings
+        .kinds
+        .iter()
+        .map(|kind| -> Box<dyn Sink> {
+            match kind {
+                MetricsKind::CloudWatch => Box::new(CloudWatch {
+                    namespace: settings.namespace.clone(),
+                    region: settings.region.clone(),
+                }),
+                MetricsKind::Emf => Box::new(Emf {
+                    namespace: settings.namespace.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The metrics as `PutMetricData` calls.
+struct CloudWatch {
+    namespace: String,
+    region: Option<String>,
+}
+
+impl Sink for CloudWatch {
+    fn stage(&self) -> Stage {
+        Stage::Metrics
+    }
+
+    fn name(&self) -> &'static str {
+        "cloudwatch"
+    }
+
+    /// Errors when CloudWatch refuses or does not answer a call (after the SDK's retries).
+    fn send<'a>(&'a self, report: &'a RunReport, earlier: &'a Published) -> SinkFuture<'a> {
+        async move {
+            let data = data(report, earlier.notification == Delivery::Failed);
+            put_metric_data(
+                &self.namespace,
+                self.region.as_deref(),
+                report.finished_at.timestamp(),
+                &data,
+            )
+            .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// The metrics as EMF lines on stdout, one per dimension set.
+struct Emf {
+    namespace: String,
+}
+
+impl Sink for Emf {
+    fn stage(&self) -> Stage {
+        Stage::Metrics
+    }
+
+    fn name(&self) -> &'static str {
+        "emf"
+    }
+
+    /// Never errors: the lines go to stdout.
+    fn send<'a>(&'a self, report: &'a RunReport, earlier: &'a Published) -> SinkFuture<'a> {
+        async move {
+            let data = data(report, earlier.notification == Delivery::Failed);
             let timestamp = report.finished_at.timestamp_millis();
-            for line in emf_lines(&settings.namespace, timestamp, &data) {
+            for line in emf_lines(&self.namespace, timestamp, &data) {
                 println!("{line}");
             }
-            Ok(true)
+            Ok(())
         }
-        MetricsKind::CloudWatch => {
-            put_metric_data(settings, report.finished_at.timestamp(), &data).await?;
-            Ok(true)
-        }
+        .boxed()
     }
 }
 
@@ -200,15 +262,17 @@ fn emf_lines(namespace: &str, timestamp_ms: i64, data: &[Datum]) -> Vec<Value> {
         .collect()
 }
 
-/// PutMetricData, in batches of the API's limit.
+/// PutMetricData to `namespace` in `region` (`None`: the environment's), in batches of the
+/// API's limit.
 async fn put_metric_data(
-    settings: &MetricsSettings,
+    namespace: &str,
+    region: Option<&str>,
     timestamp: i64,
     data: &[Datum],
 ) -> Result<(), MetricsError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &settings.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
     }
     let client = aws_sdk_cloudwatch::Client::new(&loader.load().await);
     let data: Vec<MetricDatum> = data
@@ -233,16 +297,16 @@ async fn put_metric_data(
     for batch in data.chunks(MAX_DATA_PER_CALL) {
         client
             .put_metric_data()
-            .namespace(&settings.namespace)
+            .namespace(namespace)
             .set_metric_data(Some(batch.to_vec()))
             .send()
             .await
             .map_err(|e| MetricsError::CloudWatch {
-                namespace: settings.namespace.clone(),
+                namespace: namespace.to_owned(),
                 message: aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string(),
             })?;
     }
-    tracing::info!(namespace = %settings.namespace, metrics = data.len(), "metrics sent to CloudWatch");
+    tracing::info!(namespace = %namespace, metrics = data.len(), "metrics sent to CloudWatch");
     Ok(())
 }
 

@@ -1,0 +1,467 @@
+//! Source layouts: how a payer's export root is laid out, and what it holds for one billing
+//! period as of its latest delivery.
+//!
+//! One module per layout — [`cur2`] (AWS Data Exports) and [`legacy`] (the legacy Cost and
+//! Usage Report in Parquet) — behind one small interface: `recognises` tells whether an
+//! export root's top-level folders are the layout's, and `discover` lists a period and
+//! checks it against its manifest. The layouts share what this module holds: the
+//! [`SourcePeriod`] they return, the manifest rules ([`against_manifest`]), which files are
+//! data, and [`detect`], which picks a layout for `auto`. They never import each other.
+//!
+//! The manifest is the authority on which files form the current delivery: files it names
+//! but the listing lacks mean a delivery is being written (the period is skipped this run,
+//! the staged copy left as it was), and data files it does not name are not part of the
+//! delivery. A layout also owns how its columns map onto CUR 2.0's
+//! ([`Layout::tag_columns`]), so that every warehouse reads one shape.
+
+mod cur2;
+mod legacy;
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::storage::{Location, ObjectInfo, StorageError};
+use crate::task::BillingPeriod;
+
+/// How a payer's export is laid out in its bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// AWS Data Exports (CUR 2.0): `data/BILLING_PERIOD=YYYY-MM/` and `metadata/…Manifest.json`.
+    #[default]
+    Cur2,
+    /// Legacy Cost and Usage Report in Parquet: `<report>/year=YYYY/month=M/`,
+    /// `YYYYMMDD-YYYYMMDD/<report>-Manifest.json` and `cost_and_usage_data_status/`.
+    Legacy,
+    /// Whichever of the two the export root holds, found by its top-level folders.
+    Auto,
+}
+
+/// A staged column that holds one tag, and the tag's key in CUR 2.0's `resource_tags` map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagColumn {
+    /// The column's name, e.g. `resource_tags_user_app`.
+    pub column: String,
+    /// The map key its values go under, e.g. `user_app`.
+    pub key: String,
+}
+
+impl Layout {
+    /// The columns among `columns` (a staged table's column names) that a warehouse must
+    /// gather into the `resource_tags` map before the analytics read the table: none for
+    /// CUR 2.0, which has the map. `auto` applies the legacy rule, which leaves a table
+    /// with a `resource_tags` column alone, so it is right for either layout.
+    pub fn tag_columns(self, columns: &[String]) -> Vec<TagColumn> {
+        match self {
+            Layout::Cur2 => Vec::new(),
+            Layout::Legacy | Layout::Auto => legacy::tag_columns(columns),
+        }
+    }
+}
+
+/// Discovery failed for a reason other than an incomplete delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// Listing or reading the source failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest exists but cannot be understood.
+    #[error("manifest {url} is not a CUR manifest ({reason}); check the export's delivery")]
+    Manifest {
+        /// The manifest's URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A legacy report's status file cannot be read.
+    #[error("status file {url} cannot be read ({reason}); check the report's delivery")]
+    Status {
+        /// The status file's URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Whether a period's source can be staged now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DeliveryState {
+    /// The delivery is complete: stage `files`.
+    Ready,
+    /// The source has no data for this period.
+    NoData,
+    /// The manifest names files that are not there (yet): skip this run.
+    Incomplete {
+        /// Files named by the manifest but missing from the listing.
+        missing: Vec<String>,
+    },
+    /// The legacy report's status says AWS is rewriting it: skip this run.
+    Updating {
+        /// URL of the status folder.
+        status: String,
+    },
+}
+
+/// A source period as discovered.
+#[derive(Debug, Clone)]
+pub(super) struct SourcePeriod {
+    /// The billing period of the source folder.
+    pub(super) period: BillingPeriod,
+    /// The layout the period was found in (never `Auto`).
+    pub(super) layout: Layout,
+    /// The period folder, relative to the export root.
+    pub(super) folder: String,
+    /// The data files of the current delivery, keyed relative to `folder`.
+    pub(super) files: Vec<ObjectInfo>,
+    /// The delivery's id (the manifest's id for it), when there is a manifest.
+    pub(super) delivery: Option<String>,
+    /// Whether it can be staged.
+    pub(super) state: DeliveryState,
+}
+
+/// Lists one billing period of a payer's export in `layout` (`auto`: the one [`detect`]
+/// finds) and checks it against its manifest.
+pub(super) async fn discover(
+    export: &Location,
+    layout: Layout,
+    period: BillingPeriod,
+) -> Result<SourcePeriod, DiscoverError> {
+    let resolved = match layout {
+        Layout::Auto => detect(export).await?,
+        chosen => chosen,
+    };
+    match resolved {
+        Layout::Legacy => legacy::discover(export, period).await,
+        Layout::Cur2 | Layout::Auto => cur2::discover(export, period).await,
+    }
+}
+
+/// The layout an export root holds, from its top-level folders: legacy when only the
+/// legacy layout recognises them, else CUR 2.0. A root with neither (nothing delivered
+/// yet) is read as CUR 2.0, which finds no data and says so.
+async fn detect(export: &Location) -> Result<Layout, DiscoverError> {
+    let folders = export.folders("").await?;
+    let layout = if legacy::recognises(&folders) && !cur2::recognises(&folders) {
+        Layout::Legacy
+    } else {
+        Layout::Cur2
+    };
+    Ok(layout)
+}
+
+/// Only Parquet data files are staged; Athena/Redshift helpers, CSV metadata and AWS's
+/// `aws-programmatic-access-test-object` are not.
+fn is_data_file(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with(".parquet")
+}
+
+/// A period's data files as listed, before its manifest is consulted.
+struct Listing {
+    period: BillingPeriod,
+    layout: Layout,
+    /// The period folder, relative to the export root: `<parent>/<partition>`.
+    folder: String,
+    /// The part of the folder that the manifest's file names contain too.
+    partition: String,
+    /// The data files below `folder`, keyed relative to it.
+    files: Vec<ObjectInfo>,
+}
+
+impl Listing {
+    /// Lists the data files of `period` under `<parent>/<partition>` of the export.
+    async fn read(
+        export: &Location,
+        period: BillingPeriod,
+        layout: Layout,
+        parent: &str,
+        partition: String,
+    ) -> Result<Self, DiscoverError> {
+        let folder = format!("{parent}/{partition}");
+        let files = export
+            .list(&folder)
+            .await?
+            .into_iter()
+            .filter(|o| is_data_file(&o.key))
+            .map(|o| ObjectInfo {
+                key: o.key[folder.len() + 1..].to_owned(),
+                ..o
+            })
+            .collect();
+        Ok(Self {
+            period,
+            layout,
+            folder,
+            partition,
+            files,
+        })
+    }
+
+    /// The source period: the delivery `manifest` names ([`against_manifest`]), or —
+    /// without a manifest, said in a warning — every data file listed.
+    fn against(
+        self,
+        export: &Location,
+        manifest: Option<Named>,
+    ) -> Result<SourcePeriod, DiscoverError> {
+        let (files, delivery, state) = match manifest {
+            Some(named) => {
+                let (files, state) =
+                    against_manifest(self.files, &named.files, &self.partition, named.url)?;
+                (files, named.delivery, state)
+            }
+            None if self.files.is_empty() => (self.files, None, DeliveryState::NoData),
+            None => {
+                tracing::warn!(source = %export.url(), period = %self.period, "no manifest: staging every data file in the period folder");
+                (self.files, None, DeliveryState::Ready)
+            }
+        };
+        Ok(SourcePeriod {
+            period: self.period,
+            layout: self.layout,
+            folder: self.folder,
+            files,
+            delivery,
+            state,
+        })
+    }
+}
+
+/// What a period's manifest says, whatever the layout.
+struct Named {
+    /// The manifest's URL.
+    url: String,
+    /// The data files of the delivery, as URLs or object keys.
+    files: Vec<String>,
+    /// The delivery's id.
+    delivery: Option<String>,
+}
+
+/// The latest manifest in `folder` (the greatest key `is_manifest` accepts) and its URL,
+/// if the export has one there.
+async fn read_manifest<M: DeserializeOwned>(
+    export: &Location,
+    folder: &str,
+    is_manifest: impl Fn(&str) -> bool,
+) -> Result<Option<(String, M)>, DiscoverError> {
+    let key = export
+        .list(folder)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| is_manifest(k))
+        .max();
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let url = export.url().join(&key).to_string();
+    let bytes = export.read(&key).await?.unwrap_or_default();
+    let manifest = serde_json::from_slice(&bytes).map_err(|e| DiscoverError::Manifest {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((url, manifest)))
+}
+
+/// Checks a period's listing (keys relative to its folder) against the data files its
+/// manifest names (URLs or object keys with `partition/` in them): the delivery is the
+/// named files; any named file not listed means it is still being written.
+fn against_manifest(
+    listed: Vec<ObjectInfo>,
+    named: &[String],
+    partition: &str,
+    manifest_url: String,
+) -> Result<(Vec<ObjectInfo>, DeliveryState), DiscoverError> {
+    let marker = format!("{partition}/");
+    let mut relative = Vec::with_capacity(named.len());
+    for data_file in named {
+        let Some((_, rel)) = data_file.split_once(&marker) else {
+            return Err(DiscoverError::Manifest {
+                url: manifest_url,
+                reason: format!("data file {data_file} is not under {partition}"),
+            });
+        };
+        relative.push(rel.to_owned());
+    }
+    // Set look-ups: a delivery can name tens of thousands of files.
+    let listed_keys: HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+    let missing: Vec<String> = relative
+        .iter()
+        .filter(|n| !listed_keys.contains(n.as_str()))
+        .cloned()
+        .collect();
+    let relative: HashSet<String> = relative.into_iter().collect();
+    let files: Vec<ObjectInfo> = listed
+        .into_iter()
+        .filter(|o| relative.contains(&o.key))
+        .collect();
+    let state = if !missing.is_empty() {
+        DeliveryState::Incomplete { missing }
+    } else if files.is_empty() {
+        DeliveryState::NoData
+    } else {
+        DeliveryState::Ready
+    };
+    Ok((files, state))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::storage::StoreUrl;
+
+    /// An export root in a temporary folder holding `files` (`PAR1` each) and, when given,
+    /// the CUR 2.0 manifest of July 2025.
+    pub(in crate::sync) async fn export_with(
+        files: &[&str],
+        manifest: Option<&str>,
+    ) -> (tempfile::TempDir, Location) {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::open(
+            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+        for f in files {
+            loc.write(f, b"PAR1".to_vec()).await.unwrap();
+        }
+        if let Some(m) = manifest {
+            loc.write(
+                "metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json",
+                m.as_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+        }
+        (dir, loc)
+    }
+
+    fn period() -> BillingPeriod {
+        BillingPeriod::new(2025, 7).unwrap()
+    }
+
+    #[tokio::test]
+    async fn manifest_decides_the_delivery() {
+        let (_d, loc) = export_with(
+            &[
+                "data/BILLING_PERIOD=2025-07/cur2-002-00001.snappy.parquet",
+                "data/BILLING_PERIOD=2025-07/cur2-001-00001.snappy.parquet",
+                "data/BILLING_PERIOD=2025-07/aws-programmatic-access-test-object",
+                "data/BILLING_PERIOD=2025-06/cur2-001-00001.snappy.parquet",
+            ],
+            Some(r#"{"executionId":"x2","dataFiles":["s3://b/p/cur2/data/BILLING_PERIOD=2025-07/cur2-002-00001.snappy.parquet"]}"#),
+        )
+        .await;
+        let got = discover(&loc, Layout::Cur2, period()).await.unwrap();
+        assert_eq!(got.state, DeliveryState::Ready);
+        assert_eq!(got.delivery.as_deref(), Some("x2"));
+        let keys: Vec<&str> = got.files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["cur2-002-00001.snappy.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn missing_files_mean_a_delivery_in_progress() {
+        let (_d, loc) = export_with(
+            &["data/BILLING_PERIOD=2025-07/a.parquet"],
+            Some(r#"{"dataFiles":["s3://b/data/BILLING_PERIOD=2025-07/a.parquet","s3://b/data/BILLING_PERIOD=2025-07/b.parquet"]}"#),
+        )
+        .await;
+        let got = discover(&loc, Layout::Cur2, period()).await.unwrap();
+        assert_eq!(
+            got.state,
+            DeliveryState::Incomplete {
+                missing: vec!["b.parquet".into()]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn auto_tells_the_layouts_apart() {
+        let (_d, loc) = export_with(
+            &["data/BILLING_PERIOD=2025-07/a.parquet"],
+            Some(r#"{"dataFiles":["s3://b/data/BILLING_PERIOD=2025-07/a.parquet"]}"#),
+        )
+        .await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        let got = discover(&loc, Layout::Auto, period()).await.unwrap();
+        assert_eq!(got.folder, "data/BILLING_PERIOD=2025-07");
+        assert_eq!(got.layout, Layout::Cur2);
+        let (_d, loc) = export_with(
+            &[
+                "legacy/year=2025/month=7/legacy-00001.snappy.parquet",
+                "20250701-20250801/legacy-Manifest.json",
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Legacy);
+        let (_d, loc) = export_with(&[], None).await;
+        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        assert_eq!(
+            discover(&loc, Layout::Auto, period()).await.unwrap().state,
+            DeliveryState::NoData
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_period_and_broken_manifest() {
+        let (_d, loc) = export_with(&[], None).await;
+        assert_eq!(
+            discover(&loc, Layout::Cur2, period()).await.unwrap().state,
+            DeliveryState::NoData
+        );
+        let (_d, loc) = export_with(&["data/BILLING_PERIOD=2025-07/a.parquet"], Some("{")).await;
+        let err = discover(&loc, Layout::Cur2, period())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cur2-Manifest.json"), "{err}");
+    }
+
+    #[test]
+    fn layouts_are_read_from_settings_as_lowercase_names() {
+        #[derive(Deserialize)]
+        struct Entry {
+            #[serde(default)]
+            layout: Layout,
+        }
+        let layout = |text: &str| toml::from_str::<Entry>(text).map(|e| e.layout);
+        assert_eq!(layout("layout = \"cur2\"").unwrap(), Layout::Cur2);
+        assert_eq!(layout("layout = \"legacy\"").unwrap(), Layout::Legacy);
+        assert_eq!(layout("layout = \"auto\"").unwrap(), Layout::Auto);
+        assert_eq!(layout("").unwrap(), Layout::Cur2);
+        assert!(layout("layout = \"Legacy\"").is_err());
+    }
+
+    #[test]
+    fn only_legacy_tag_columns_without_a_map_become_the_map() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let legacy = names(&[
+            "line_item_usage_account_id",
+            "resource_tags_user_app",
+            "resource_tags_aws_created_by",
+            "resource_tags_user_team",
+        ]);
+        let expected = vec![
+            TagColumn {
+                column: "resource_tags_user_app".into(),
+                key: "user_app".into(),
+            },
+            TagColumn {
+                column: "resource_tags_user_team".into(),
+                key: "user_team".into(),
+            },
+        ];
+        assert_eq!(Layout::Legacy.tag_columns(&legacy), expected);
+        assert_eq!(Layout::Auto.tag_columns(&legacy), expected);
+        assert!(Layout::Cur2.tag_columns(&legacy).is_empty());
+        let mut with_map = legacy.clone();
+        with_map.push("resource_tags".into());
+        assert!(Layout::Legacy.tag_columns(&with_map).is_empty());
+        assert!(Layout::Auto.tag_columns(&with_map).is_empty());
+        let untagged = names(&["line_item_usage_account_id", "resource_tags"]);
+        assert!(Layout::Legacy.tag_columns(&untagged).is_empty());
+        assert!(Layout::Legacy.tag_columns(&[]).is_empty());
+    }
+}

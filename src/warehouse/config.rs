@@ -1,0 +1,94 @@
+//! Which warehouse a profile uses, and its settings: the profile keys `warehouse`,
+//! `warehouse_dir`, `keep_replaced` and the `[<env>.snowflake]` table, validated here so
+//! that nothing outside `warehouse/` knows the backends apart.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::embedded::DEFAULT_KEEP_REPLACED;
+use super::snowflake::{SnowflakeProfile, SnowflakeSettings};
+use crate::storage::StoreUrl;
+use crate::values::{Refusal, parse_duration, refuse};
+
+/// Which warehouse runs the analytics, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseSettings {
+    /// Apache DataFusion in-process; final tables as Delta tables under `dir`.
+    Embedded {
+        /// Where the final tables live.
+        dir: StoreUrl,
+        /// How long files a run replaced in a final table stay before a later run deletes
+        /// them (readers that started earlier, time travel).
+        keep_replaced: Duration,
+    },
+    /// Snowflake over the SQL API; final tables in its database and schema.
+    Snowflake(Box<SnowflakeSettings>),
+}
+
+/// The profile's `warehouse` key.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WarehouseKind {
+    /// The embedded engine (the default).
+    #[default]
+    Embedded,
+    /// Snowflake.
+    Snowflake,
+}
+
+/// The profile's warehouse keys as written; every one optional.
+#[derive(Debug, Default)]
+pub(crate) struct WarehouseProfile {
+    /// `warehouse`: `embedded` or `snowflake` (then `[<env>.snowflake]` and an `s3://`
+    /// staging are required). Default: `embedded`.
+    pub(crate) kind: Option<WarehouseKind>,
+    /// `[<env>.snowflake]`: account, objects and credentials (see docs/snowflake.md).
+    pub(crate) snowflake: Option<SnowflakeProfile>,
+    /// `warehouse_dir`: URL or directory of the embedded warehouse's final tables, as
+    /// resolved by the settings (required except in `local`).
+    pub(crate) dir: Option<String>,
+    /// `keep_replaced`: how long files a run replaced in a final table stay (`0s`, `12h`,
+    /// `7d`), 0s-365d. Default: `7d`.
+    pub(crate) keep_replaced: Option<String>,
+}
+
+impl WarehouseProfile {
+    /// Applies defaults and checks every value. `dir` turns `warehouse_dir` into a URL (the
+    /// profile's default when absent, or an error naming the key); `staging` is the
+    /// resolved staging store, which Snowflake must be able to read.
+    pub(crate) fn resolve(
+        self,
+        staging: &StoreUrl,
+        dir: impl FnOnce(Option<String>) -> Result<StoreUrl, Refusal>,
+    ) -> Result<WarehouseSettings, Refusal> {
+        match self.kind.unwrap_or_default() {
+            WarehouseKind::Embedded => Ok(WarehouseSettings::Embedded {
+                dir: dir(self.dir)?,
+                keep_replaced: match &self.keep_replaced {
+                    None => DEFAULT_KEEP_REPLACED,
+                    Some(text) => parse_duration(text)
+                        .filter(|d| *d <= Duration::from_secs(365 * 86_400))
+                        .ok_or_else(|| {
+                            refuse(
+                                "keep_replaced",
+                                &format!("\"{text}\""),
+                                "must be a duration such as 0s, 12h or 7d, at most 365d",
+                            )
+                        })?,
+                },
+            }),
+            WarehouseKind::Snowflake => {
+                if !staging.as_str().starts_with("s3://") {
+                    return Err(refuse(
+                        "staging",
+                        &format!("\"{}\"", staging.as_str()),
+                        "must be an s3:// URL when warehouse = \"snowflake\": Snowflake reads the staged files through an external stage",
+                    ));
+                }
+                let snowflake = self.snowflake.unwrap_or_default().resolve()?;
+                Ok(WarehouseSettings::Snowflake(Box::new(snowflake)))
+            }
+        }
+    }
+}
