@@ -357,7 +357,10 @@ impl Warehouse for Snowflake {
                 // open transaction, so the final tables are untouched.
                 tracing::warn!(payer = %params.payer, period = %params.period, error = %e, "analytics failed");
                 outcome.statements.push(StatementOutcome {
-                    name: format!("sql/{DIALECT}/ ({} statements in one request)", names.len()),
+                    name: format!(
+                        "sql/{DIALECT}/*.sql ({} statements in one request)",
+                        names.len()
+                    ),
                     error: Some(e.to_string()),
                 });
                 return Ok(outcome);
