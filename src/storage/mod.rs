@@ -11,6 +11,7 @@
 //! through this process. Retries follow one [`RetryPolicy`] (see [`crate::retry`]).
 
 mod credentials;
+mod interrupted;
 mod retry;
 mod s3;
 
@@ -312,6 +313,19 @@ impl Location {
         })
     }
 
+    /// `url` on a store built elsewhere (by a test with its server's credentials, say),
+    /// which must hold the URL's keys as they are, `<prefix>/<key>` (an S3 store of its
+    /// bucket, an unprefixed local one). No server-side copies.
+    pub fn over(url: &StoreUrl, store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            prefix: url.key_prefix(),
+            url: url.clone(),
+            store,
+            s3: None,
+            transfer: Transfer::default(),
+        }
+    }
+
     /// The location's URL.
     pub fn url(&self) -> &StoreUrl {
         &self.url
@@ -402,6 +416,28 @@ impl Location {
             .await
             .map(drop)
             .map_err(self.err("list", ""))
+    }
+
+    /// Deletes what interrupted writes left below `rel` on local disk (see `interrupted`),
+    /// and returns how many files; nothing to do in an object store. Call it only while no
+    /// other writer can be writing there (under the payer's lease).
+    pub async fn remove_interrupted_writes(&self, rel: &str) -> Result<usize, StorageError> {
+        let Ok(folder) = self.url.join(rel).0.to_file_path() else {
+            return Ok(0);
+        };
+        let url = self.url.join(rel).to_string();
+        let failed = |e: std::io::Error| StorageError::Store {
+            op: "clean up",
+            url: url.clone(),
+            source: object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        };
+        tokio::task::spawn_blocking(move || interrupted::remove_partial_writes(&folder))
+            .await
+            .map_err(|e| failed(std::io::Error::other(e)))?
+            .map_err(failed)
     }
 
     /// Reads a whole (small) object; `None` when it does not exist.

@@ -177,6 +177,12 @@ impl PayerSync {
         } else {
             (ledger, plan)
         };
+        // A copy killed on local disk leaves a file no listing shows; under the lease no
+        // other run is writing here, so what is left is garbage.
+        let removed = staged.remove_interrupted_writes("").await?;
+        if removed > 0 {
+            tracing::info!(%payer, %period, files = removed, "removed files of an interrupted copy");
+        }
         let (ledger, counts) = match ledger {
             Some(ledger) if plan.is_empty() => (ledger, SyncCounts::planned(&plan)),
             _ => self.mirror(&discovered, &staged, &plan).await?,

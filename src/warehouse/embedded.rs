@@ -2,7 +2,6 @@
 //! as Delta Lake tables (see [`super::delta`]), one per entry of [`super::tables`], each
 //! filled by its own DataFusion-dialect SQL file.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,15 +10,12 @@ use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::config::TableParquetOptions;
-use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::functions_nested::map::map;
 use datafusion::prelude::{SessionConfig, SessionContext, col, ident, lit};
 use datafusion::sql::parser::DFParser;
-use futures::TryStreamExt;
-use object_store::{ObjectMeta, ObjectStore};
 
 use super::tables::{
     self, FINAL_TABLES, FinalTable, RECONCILE_TOLERANCE, RECONCILIATION, UNUSED_COST,
@@ -28,7 +24,7 @@ use super::{
     AnalyticsOutcome, Mismatch, PayerTable, StagedPeriod, StatementOutcome, Warehouse,
     WarehouseError, WasteBreakdown, WasteReader, WasteTotals, order_free_sum, sql, statement_name,
 };
-use super::{delta, payer_table};
+use super::{delta, inspect, payer_table};
 use crate::payers::PayerConfig;
 use crate::storage::Location;
 use crate::sync::Layout;
@@ -240,52 +236,6 @@ fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
         .collect()
 }
 
-/// Why the staged files cannot be read as one table, file by file: the first that is not
-/// readable Parquet, or the first column whose type differs between two files ("column X
-/// is Utf8 in a.parquet but Int64 in b.parquet"). `None` when neither is found.
-async fn unreadable_delivery(ctx: &SessionContext, staged: &StagedPeriod) -> Option<String> {
-    let (store, prefix) = staged.location.store();
-    let mut files: Vec<ObjectMeta> = store.list(Some(&prefix)).try_collect().await.ok()?;
-    files.retain(|f| f.location.as_ref().ends_with(".parquet"));
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    let format = ParquetFormat::default();
-    let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
-    for file in files {
-        let name = file.location.filename().unwrap_or_default().to_owned();
-        let schema = match format
-            .infer_schema(&ctx.state(), &store, std::slice::from_ref(&file))
-            .await
-        {
-            Ok(schema) => schema,
-            Err(e) => {
-                return Some(format!(
-                    "{name} is not readable Parquet ({}); the source holds it so, and runs fail on this period until AWS delivers it again",
-                    e.strip_backtrace()
-                ));
-            }
-        };
-        for field in schema.fields() {
-            match seen.get(field.name()) {
-                Some((data_type, first)) if data_type != field.data_type() => {
-                    return Some(format!(
-                        "column {} is {data_type} in {first} but {} in {name}; the delivery mixes incompatible schemas",
-                        field.name(),
-                        field.data_type()
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert(
-                        field.name().clone(),
-                        (field.data_type().clone(), name.clone()),
-                    );
-                }
-            }
-        }
-    }
-    None
-}
-
 /// A layout that keeps tags as columns (the legacy CUR's `resource_tags_user_<key>`) has
 /// them mapped onto CUR 2.0's `resource_tags` map, as the layout says
 /// ([`Layout::tag_columns`]): `cur_line_items` is replaced by a view that adds the map, so
@@ -459,33 +409,19 @@ impl Warehouse for Embedded {
         parquet.global.pushdown_filters = true;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
             .with_file_extension(".parquet");
-        let url = staged.location.url().as_folder();
-        if let Err(e) = ctx
-            .register_listing_table(CUR_TABLE, &url, options, None, None)
+        // Files of different deliveries may differ in columns; DataFusion unifies them by
+        // name (a missing column reads as null). An empty or unreadable file, or a type
+        // conflict, is refused first, naming the file: DataFusion would skip an empty one.
+        inspect::staged_files(&staged.location)
             .await
-        {
-            // Files of different deliveries may differ in columns; DataFusion unifies them
-            // by name (a missing column reads as null). A type conflict or a file that is not
-            // Parquet fails: name it.
-            let reason = match unreadable_delivery(&ctx, staged).await {
-                Some(conflict) => conflict,
-                None => e.to_string(),
-            };
-            return Err(WarehouseError::Register {
-                payer: staged.payer.clone(),
-                period: staged.period,
-                url,
-                source: reason.into(),
-            });
-        }
-        if let Err(e) = expose_tag_columns(&ctx, staged.layout).await {
-            return Err(WarehouseError::Register {
-                payer: staged.payer.clone(),
-                period: staged.period,
-                url,
-                source: e.into(),
-            });
-        }
+            .map_err(|reason| staged.unreadable(reason))?;
+        let url = staged.location.url().as_folder();
+        ctx.register_listing_table(CUR_TABLE, &url, options, None, None)
+            .await
+            .map_err(|e| staged.unreadable(e.to_string()))?;
+        expose_tag_columns(&ctx, staged.layout)
+            .await
+            .map_err(|e| staged.unreadable(e.to_string()))?;
         Ok(EmbeddedTable {
             ctx,
             staged: staged.clone(),

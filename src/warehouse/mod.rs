@@ -13,6 +13,7 @@ mod breakdown;
 mod config;
 mod delta;
 mod embedded;
+mod inspect;
 mod payer_table;
 mod render;
 pub mod snowflake;
@@ -111,6 +112,16 @@ pub struct StagedPeriod {
 }
 
 impl StagedPeriod {
+    /// The error for staged files that cannot be read as one table, and why.
+    pub(crate) fn unreadable(&self, reason: String) -> WarehouseError {
+        WarehouseError::Register {
+            payer: self.payer.clone(),
+            period: self.period,
+            url: self.location.url().as_folder(),
+            source: reason.into(),
+        }
+    }
+
     /// The renderer's values for this payer-period.
     pub fn params(&self, application_tag: &str) -> Params {
         Params {

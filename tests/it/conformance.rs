@@ -496,11 +496,17 @@ impl Subject {
     /// Registers the staged payer-month and runs the analytics on it; the totals, and the
     /// time the run took place in.
     async fn analyse(&self) -> (WasteTotals, (DateTime<Utc>, DateTime<Utc>)) {
-        let url = format!("{}/{}", self.root_url, self.staged_prefix());
+        let url = StoreUrl::parse(&format!("{}/{}", self.root_url, self.staged_prefix())).unwrap();
+        // The backends read the staged files themselves (Snowflake too, to inspect them):
+        // on S3 through the test's store, which carries the test server's credentials.
+        let location = match &self.side {
+            Side::Embedded(_) => Location::open(&url, None).unwrap(),
+            Side::Snowflake(_) => Location::over(&url, Arc::clone(&self.store)),
+        };
         let staged = StagedPeriod {
             payer: payer(PAYER),
             period: july(),
-            location: Location::open(&StoreUrl::parse(&url).unwrap(), None).unwrap(),
+            location,
             layout: Layout::Cur2,
         };
         let started = Utc::now();

@@ -3,6 +3,7 @@
 
 mod attribution;
 mod bad_input;
+mod broken_source;
 mod conformance;
 mod delta_s3;
 mod demo;

@@ -101,6 +101,12 @@ pub fn generate_july(dir: &Path, out: &Path, payer: &str, options: &[&str]) {
 pub fn one_payer_july(dir: &Path, payer: &str) -> String {
     let source = dir.join("source");
     generate_july(dir, &source, payer, &["--rows", "3000", "--seed", "7"]);
+    one_payer_settings(dir, payer, &source)
+}
+
+/// Settings (returned: their path) for one payer whose source is `source`, one period a
+/// run, with staging and warehouse under `dir`.
+pub fn one_payer_settings(dir: &Path, payer: &str, source: &Path) -> String {
     let settings = dir.join("curflow.toml");
     std::fs::write(
         &settings,

@@ -225,8 +225,15 @@ def main(s3_endpoint):
 
 
 if __name__ == "__main__":
+    import atexit
+    import shutil
+    import tempfile
     import warnings
 
     # fakesnow warns on stderr about copies it makes; the fake shows stderr when it fails.
     warnings.simplefilter("ignore")
+    # fakesnow makes a temporary folder per stage it sees: keep them in one folder of this
+    # process, removed when it ends (its stdin closes with the test binary).
+    tempfile.tempdir = tempfile.mkdtemp(prefix="curflow-fakesnow-")
+    atexit.register(shutil.rmtree, tempfile.tempdir, True)
     main(sys.argv[1])

@@ -75,6 +75,16 @@ pub enum DiscoverError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The source root holds no export in any layout: nothing is under it, or nothing that
+    /// is a CUR export. Not "no data yet for this month", which a root with other months
+    /// says; this is a configuration to fix.
+    #[error(
+        "no CUR export at {url}: nothing under it is a CUR 2.0 (data/, metadata/) or legacy report (manifest or status folders) export; check the payer's source for a typo, its layout, and that curflow may list it (s3:ListBucket)"
+    )]
+    NoExport {
+        /// The export root.
+        url: String,
+    },
     /// A legacy report's status file cannot be read.
     #[error("status file {url} cannot be read ({reason}); check the report's delivery")]
     Status {
@@ -132,10 +142,26 @@ pub(super) async fn discover(
         Layout::Auto => detect(export).await?,
         chosen => chosen,
     };
-    match resolved {
-        Layout::Legacy => legacy::discover(export, period).await,
-        Layout::Cur2 | Layout::Auto => cur2::discover(export, period).await,
+    let found = match resolved {
+        Layout::Legacy => legacy::discover(export, period).await?,
+        Layout::Cur2 | Layout::Auto => cur2::discover(export, period).await?,
+    };
+    // No data for the period: a month not delivered yet in a root that holds an export,
+    // or a root that holds none (a mistyped source), which must not read as "no data" on
+    // every scheduled run. One delimited listing, only for a period without data.
+    if found.state == DeliveryState::NoData && !holds_an_export(&export.folders("").await?) {
+        return Err(DiscoverError::NoExport {
+            url: export.url().to_string(),
+        });
     }
+    Ok(found)
+}
+
+/// Whether an export root's top-level folders are those of an export in some layout.
+fn holds_an_export(top_level_folders: &[String]) -> bool {
+    cur2::recognises(top_level_folders)
+        || legacy::recognises(top_level_folders)
+        || top_level_folders.iter().any(|f| f == "data")
 }
 
 /// The layout an export root holds, from its top-level folders: legacy when only the
@@ -398,19 +424,28 @@ pub(super) mod tests {
         assert_eq!(detect(&loc).await.unwrap(), Layout::Legacy);
         let (_d, loc) = export_with(&[], None).await;
         assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
-        assert_eq!(
-            discover(&loc, Layout::Auto, period()).await.unwrap().state,
-            DeliveryState::NoData
-        );
+        assert!(matches!(
+            discover(&loc, Layout::Auto, period()).await,
+            Err(DiscoverError::NoExport { .. })
+        ));
     }
 
     #[tokio::test]
     async fn empty_period_and_broken_manifest() {
-        let (_d, loc) = export_with(&[], None).await;
+        // A month not delivered yet, in a root that holds other months: no data, no error.
+        let (_d, loc) = export_with(&["data/BILLING_PERIOD=2025-06/a.parquet"], None).await;
         assert_eq!(
             discover(&loc, Layout::Cur2, period()).await.unwrap().state,
             DeliveryState::NoData
         );
+        // A root with no export at all (a mistyped source): an error naming it.
+        let (_d, loc) = export_with(&["elsewhere/notes.txt"], None).await;
+        let err = discover(&loc, Layout::Cur2, period()).await.unwrap_err();
+        assert!(
+            matches!(&err, DiscoverError::NoExport { url } if url.starts_with("file://")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("typo"), "{err}");
         let (_d, loc) = export_with(&["data/BILLING_PERIOD=2025-07/a.parquet"], Some("{")).await;
         let err = discover(&loc, Layout::Cur2, period())
             .await

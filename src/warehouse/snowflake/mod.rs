@@ -21,13 +21,12 @@ pub use config::{AuthSettings, SnowflakeProfile, SnowflakeSettings};
 
 use super::{
     AnalyticsOutcome, Mismatch, Params, PayerTable, RenderError, StagedPeriod, StatementOutcome,
-    Warehouse, WarehouseError, WasteBreakdown, WasteReader, WasteTotals, order_free_sum, sql,
-    statement_name, tables,
+    Warehouse, WarehouseError, WasteBreakdown, WasteReader, WasteTotals, inspect, order_free_sum,
+    sql, statement_name, tables,
 };
 use crate::payers::PayerConfig;
 use crate::secrets::SecretError;
-use crate::storage::Location;
-use crate::sync::{Layout, TagColumn};
+use crate::sync::TagColumn;
 use crate::task::{BillingPeriod, PayerId};
 
 /// The SQL dialect of `sql/<dialect>/` Snowflake runs.
@@ -68,25 +67,6 @@ pub struct SnowflakeTable {
     objects: ddl::PeriodObjects,
     /// Tag columns of the staged files that the view maps onto `resource_tags`.
     tag_columns: Vec<TagColumn>,
-}
-
-/// The column names of the staged data files (their Parquet schemas merged, in first-seen
-/// order), for a layout whose columns must be mapped: Snowflake infers the schema itself,
-/// so curflow reads the names it needs to render the mapping.
-async fn staged_columns(location: &Location) -> Result<Vec<String>, String> {
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
-
-    let ctx = datafusion::prelude::SessionContext::new();
-    let (store, _) = location.store();
-    ctx.register_object_store(&location.url().store_root(), store);
-    let folder = ListingTableUrl::parse(location.url().as_folder()).map_err(|e| e.to_string())?;
-    let schema = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .infer_schema(&ctx.state(), &folder)
-        .await
-        .map_err(|e| format!("the staged files' schema cannot be read ({e})"))?;
-    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
 
 impl From<SqlApiError> for WarehouseError {
@@ -300,27 +280,20 @@ impl Warehouse for Snowflake {
         staged: &StagedPeriod,
     ) -> Result<SnowflakeTable, WarehouseError> {
         let objects = ddl::PeriodObjects::new(&staged.payer, staged.period);
+        // Snowflake infers the schema itself; curflow reads the files' footers first so that
+        // an empty or unreadable file is refused, naming it, and a layout's tag columns can
+        // be mapped.
+        let columns = inspect::staged_files(&staged.location)
+            .await
+            .map_err(|reason| staged.unreadable(reason))?;
+        let tag_columns = plain_tag_columns(staged.layout.tag_columns(&columns));
         let url = staged.location.url().as_folder();
-        let register_failed = |reason: String| WarehouseError::Register {
-            payer: staged.payer.clone(),
-            period: staged.period,
-            url: url.clone(),
-            source: reason.into(),
-        };
-        let tag_columns = if staged.layout == Layout::Cur2 {
-            Vec::new()
-        } else {
-            let columns = staged_columns(&staged.location)
-                .await
-                .map_err(register_failed)?;
-            plain_tag_columns(staged.layout.tag_columns(&columns))
-        };
         let mut statements = ddl::register_period(&objects, &url, &self.storage_integration);
         statements.extend(ddl::create_final_tables());
         self.run_all(&statements)
             .await
             .map_err(|e| match WarehouseError::from(e) {
-                WarehouseError::Request(reason) => register_failed(reason),
+                WarehouseError::Request(reason) => staged.unreadable(reason),
                 other => other,
             })?;
         Ok(SnowflakeTable {

@@ -1,0 +1,72 @@
+//! A staged payer-period inspected before any engine reads it: every data file is non-empty,
+//! readable Parquet, and the files agree on each column's type. Engines are lenient where
+//! curflow must not be — DataFusion skips an empty file, and a delivery missing one file's
+//! rows would be analysed and published as if complete — so each backend inspects the
+//! period first and refuses it, naming the file, when one fails.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStore};
+
+use crate::storage::Location;
+
+/// The column names of the Parquet files in `location` (their schemas merged, in
+/// first-seen order), or why they cannot be read as one table: the first file that is
+/// empty or not readable Parquet, or the first column whose type differs between two
+/// files ("column X is Utf8 in a.parquet but Int64 in b.parquet").
+pub(super) async fn staged_files(location: &Location) -> Result<Vec<String>, String> {
+    let (store, prefix) = location.store();
+    let mut files: Vec<ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| format!("the staged files cannot be listed ({e})"))?;
+    files.retain(|f| f.location.as_ref().ends_with(".parquet"));
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let state = SessionContext::new().state();
+    let format = ParquetFormat::default();
+    let mut columns: Vec<String> = Vec::new();
+    let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
+    for file in files {
+        let name = file.location.filename().unwrap_or_default().to_owned();
+        if file.size == 0 {
+            return Err(format!(
+                "{name} is empty (0 bytes), not a Parquet file; the source holds it so, and runs fail on this period until AWS delivers it again"
+            ));
+        }
+        let schema = format
+            .infer_schema(&state, &store, std::slice::from_ref(&file))
+            .await
+            .map_err(|e| {
+                format!(
+                    "{name} is not readable Parquet ({}); the source holds it so, and runs fail on this period until AWS delivers it again",
+                    e.strip_backtrace()
+                )
+            })?;
+        for field in schema.fields() {
+            match seen.get(field.name()) {
+                Some((data_type, first)) if data_type != field.data_type() => {
+                    return Err(format!(
+                        "column {} is {data_type} in {first} but {} in {name}; the delivery mixes incompatible schemas",
+                        field.name(),
+                        field.data_type()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(
+                        field.name().clone(),
+                        (field.data_type().clone(), name.clone()),
+                    );
+                    columns.push(field.name().clone());
+                }
+            }
+        }
+    }
+    Ok(columns)
+}

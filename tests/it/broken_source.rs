@@ -1,0 +1,231 @@
+//! A broken source never becomes confident numbers: an empty data file in a delivery fails
+//! the period by name and publishes nothing, and a source root that holds no export (a
+//! mistyped URL, on local disk or S3) is an error for that payer, distinct from "no data
+//! yet for this month" in a root that has other months; and a copy killed on local disk
+//! leaves nothing in staging.
+
+use std::path::Path;
+
+use crate::s3_support::{S3World, generate};
+use crate::schema_drift::{PAYER, run_july};
+use crate::support::{
+    curflow, final_tables, generate_july, one_payer_july, one_payer_settings, query, run,
+};
+
+/// The summary's line for July.
+fn july_line(summary: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("2025-07"))
+        .unwrap_or_else(|| panic!("no July line in {summary}"))
+        .to_owned()
+}
+
+/// Rows and Σ unused_cost (to the cent) of the payer's July in final table `table`.
+async fn held(dir: &Path, table: &str) -> (i64, String) {
+    let provider = final_tables(&dir.join("warehouse"))
+        .final_table(table)
+        .await
+        .unwrap()
+        .expect("the table exists");
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", provider).unwrap();
+    let batches = query(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n, CAST(round(COALESCE(sum(unused_cost), 0), 2) AS VARCHAR) AS c FROM t WHERE payer_id = '{PAYER}' AND billing_period = '2025-07'"
+        ),
+    )
+    .await;
+    let batch = &batches[0];
+    let rows = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    let cost = datafusion::arrow::compute::cast(
+        batch.column(1),
+        &datafusion::arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let cost = cost
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_owned();
+    (rows, cost)
+}
+
+/// Whether July's ledger records that the analytics succeeded on the staged files.
+fn july_analysed(dir: &Path) -> bool {
+    let ledger = dir.join(format!(
+        "staging/_curflow/ledger/payer-{PAYER}/2025-07.json"
+    ));
+    let ledger: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ledger).expect("a ledger")).unwrap();
+    !ledger["analytics_succeeded_at"].is_null()
+}
+
+/// A delivery whose data file is empty (0 bytes, named by the manifest) used to be analysed
+/// as if it held nothing: "RI waste $0.00 … every commitment reconciles", exit 0, the month
+/// marked analysed. Now the period fails naming the file, the final tables keep the
+/// previous delivery's numbers exactly, and the ledger does not mark the month analysed,
+/// so the next run tries again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_data_file_fails_the_period_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    let ri_before = held(dir.path(), "ri_wastage_hourly").await;
+    let sp_before = held(dir.path(), "sp_wastage_hourly").await;
+    assert!(ri_before.0 > 0 && sp_before.0 > 0);
+
+    // AWS delivers July again, in several files; one of them arrives empty.
+    let source = dir.path().join("source");
+    let mut options = curflow::generate::GenerateOptions::new(PAYER, 2025, 7);
+    options.rows = 3_000;
+    options.rows_per_file = 500;
+    options.seed = 8;
+    options.delivery = 2;
+    options.root_url = format!("file://{}", source.display());
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&source).unwrap();
+    let report = curflow::generate::generate(
+        std::sync::Arc::new(store),
+        &object_store::path::Path::from(""),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert!(report.files.len() > 1, "a delivery of several files");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let named = manifest["dataFiles"][0].as_str().expect("a data file");
+    let name = named.rsplit('/').next().unwrap().to_owned();
+    std::fs::write(source.join("data/BILLING_PERIOD=2025-07").join(&name), b"").unwrap();
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(1), "{summary}");
+    let line = july_line(&summary);
+    assert!(
+        line.contains("FAILED:") && line.contains(&name) && line.contains("empty (0 bytes)"),
+        "{line}"
+    );
+    assert!(
+        !summary.contains("RI waste"),
+        "no waste is reported: {summary}"
+    );
+    assert_eq!(held(dir.path(), "ri_wastage_hourly").await, ri_before);
+    assert_eq!(held(dir.path(), "sp_wastage_hourly").await, sp_before);
+    assert!(!july_analysed(dir.path()), "July is not marked analysed");
+}
+
+/// A local source folder that does not exist used to read as "no data" (exit 0) on every
+/// run; now `run` and `plan` fail the payer's period naming the URL and the likely causes.
+#[test]
+fn a_mistyped_local_source_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_july(
+        dir.path(),
+        &dir.path().join("source"),
+        PAYER,
+        &["--rows", "3000"],
+    );
+    let typo = dir.path().join("sourse");
+    let settings = one_payer_settings(dir.path(), PAYER, &typo);
+    for command in ["run", "plan"] {
+        let out = run(curflow(
+            dir.path(),
+            &[
+                command, "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
+            ],
+        ));
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{command}: {summary}");
+        let line = july_line(&summary);
+        assert!(
+            line.contains("FAILED: no CUR export at file://")
+                && line.contains("/sourse")
+                && line.contains("typo"),
+            "{command}: {line}"
+        );
+    }
+}
+
+/// On S3: an export root with nothing under it fails the period naming the URL; the same
+/// root once it holds June (and not yet July) says July has no data and exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_root_without_an_export_is_told_from_a_month_without_data() {
+    let world = S3World::new(PAYER, "periods = 1", "").await;
+    let out = world.run(&world.july("run"));
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    let line = july_line(&summary);
+    assert!(
+        line.contains(&format!(
+            "FAILED: no CUR export at s3://{}/cur2",
+            world.source
+        )),
+        "{line}"
+    );
+    let out = world.run(&world.july("plan"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no CUR export at"));
+
+    generate(&world.ep, &world.source, PAYER, (2025, 6), 1, 100_000).await;
+    let out = world.run(&world.july("run"));
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    let line = july_line(&summary);
+    assert!(line.contains("skipped: no data at"), "{line}");
+}
+
+/// A copy killed on local disk leaves `<file>#<n>` in the staged folder, which no listing
+/// shows: it used to stay there for good. The next run that stages the period removes it,
+/// and the staged folder holds exactly the delivery's files.
+#[test]
+fn a_killed_local_copy_leaves_nothing_in_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    // A new delivery, and what a run killed while copying it would have left.
+    let source = dir.path().join("source");
+    generate_july(
+        dir.path(),
+        &source,
+        PAYER,
+        &["--rows", "3000", "--seed", "8", "--delivery", "2"],
+    );
+    let staged = dir
+        .path()
+        .join(format!("staging/year=2025/month=7/payer-{PAYER}"));
+    std::fs::write(staged.join("cur2-002-00001.snappy.parquet#3"), b"PAR1 half").unwrap();
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    let mut held: Vec<String> = std::fs::read_dir(&staged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    held.sort();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut delivered: Vec<String> = manifest["dataFiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        held, delivered,
+        "the staged folder mirrors the delivery exactly"
+    );
+}
