@@ -7,7 +7,10 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    // Read when the script runs, not baked in when it is compiled: clones sharing one
+    // target directory share this script's binary, and each must read its own `sql/`.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("sql");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     for dialect in std::fs::read_dir(&root).expect("sql/ is readable") {
