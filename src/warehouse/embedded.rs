@@ -407,21 +407,22 @@ impl Warehouse for Embedded {
         // pass. Five times faster at 10 million rows (docs/benchmarks.md).
         let mut parquet = TableParquetOptions::default();
         parquet.global.pushdown_filters = true;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
-            .with_file_extension(".parquet");
+        let format = ParquetFormat::default().with_options(parquet);
         // Files of different deliveries may differ in columns; DataFusion unifies them by
         // name (a missing column reads as null). An empty or unreadable file, or a type
         // conflict, is refused first, naming the file: DataFusion would skip an empty one.
-        inspect::staged_files(&staged.location)
+        // The schema the inspection merged is the table's: no footer is read twice.
+        let schema = inspect::staged_files(&staged.location, &format)
             .await
-            .map_err(|reason| staged.unreadable(reason))?;
+            .map_err(|reason| staged.register_failed(reason))?;
+        let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
         let url = staged.location.url().as_folder();
-        ctx.register_listing_table(CUR_TABLE, &url, options, None, None)
+        ctx.register_listing_table(CUR_TABLE, &url, options, Some(schema), None)
             .await
-            .map_err(|e| staged.unreadable(e.to_string()))?;
+            .map_err(|e| staged.register_failed(e.to_string()))?;
         expose_tag_columns(&ctx, staged.layout)
             .await
-            .map_err(|e| staged.unreadable(e.to_string()))?;
+            .map_err(|e| staged.register_failed(e.to_string()))?;
         Ok(EmbeddedTable {
             ctx,
             staged: staged.clone(),

@@ -2,11 +2,13 @@
 //! readable Parquet, and the files agree on each column's type. Engines are lenient where
 //! curflow must not be — DataFusion skips an empty file, and a delivery missing one file's
 //! rows would be analysed and published as if complete — so each backend inspects the
-//! period first and refuses it, naming the file, when one fails.
+//! period first and refuses it, naming the file, when one fails. The schema it merges is
+//! the one the engine would infer, so the embedded engine registers the files with it
+//! instead of reading every footer a second time.
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::prelude::SessionContext;
@@ -15,11 +17,15 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use crate::storage::Location;
 
-/// The column names of the Parquet files in `location` (their schemas merged, in
-/// first-seen order), or why they cannot be read as one table: the first file that is
-/// empty or not readable Parquet, or the first column whose type differs between two
-/// files ("column X is Utf8 in a.parquet but Int64 in b.parquet").
-pub(super) async fn staged_files(location: &Location) -> Result<Vec<String>, String> {
+/// The merged schema of the Parquet files in `location`, as DataFusion infers it for a
+/// listing table read with `format` (columns in first-seen order), or why the files cannot
+/// be read as one table: the first file that is empty or not readable Parquet, or the
+/// first column whose type differs between two files ("column X is Utf8 in a.parquet but
+/// Int64 in b.parquet").
+pub(super) async fn staged_files(
+    location: &Location,
+    format: &ParquetFormat,
+) -> Result<SchemaRef, String> {
     let (store, prefix) = location.store();
     let mut files: Vec<ObjectMeta> = store
         .list(Some(&prefix))
@@ -28,11 +34,11 @@ pub(super) async fn staged_files(location: &Location) -> Result<Vec<String>, Str
         .map_err(|e| format!("the staged files cannot be listed ({e})"))?;
     files.retain(|f| f.location.as_ref().ends_with(".parquet"));
     files.sort_by(|a, b| a.location.cmp(&b.location));
+    // One session for every read: its file metadata cache serves the merge below from the
+    // footers already read file by file.
     let state = SessionContext::new().state();
-    let format = ParquetFormat::default();
-    let mut columns: Vec<String> = Vec::new();
     let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
-    for file in files {
+    for file in &files {
         let name = file.location.filename().unwrap_or_default().to_owned();
         if file.size == 0 {
             return Err(format!(
@@ -40,7 +46,7 @@ pub(super) async fn staged_files(location: &Location) -> Result<Vec<String>, Str
             ));
         }
         let schema = format
-            .infer_schema(&state, &store, std::slice::from_ref(&file))
+            .infer_schema(&state, &store, std::slice::from_ref(file))
             .await
             .map_err(|e| {
                 format!(
@@ -63,10 +69,12 @@ pub(super) async fn staged_files(location: &Location) -> Result<Vec<String>, Str
                         field.name().clone(),
                         (field.data_type().clone(), name.clone()),
                     );
-                    columns.push(field.name().clone());
                 }
             }
         }
     }
-    Ok(columns)
+    format
+        .infer_schema(&state, &store, &files)
+        .await
+        .map_err(|e| e.strip_backtrace())
 }

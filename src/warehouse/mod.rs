@@ -112,8 +112,9 @@ pub struct StagedPeriod {
 }
 
 impl StagedPeriod {
-    /// The error for staged files that cannot be read as one table, and why.
-    pub(crate) fn unreadable(&self, reason: String) -> WarehouseError {
+    /// The error for a period that could not be registered: its files cannot be read as
+    /// one table, or the engine refused them; `reason` says which.
+    pub(crate) fn register_failed(&self, reason: String) -> WarehouseError {
         WarehouseError::Register {
             payer: self.payer.clone(),
             period: self.period,

@@ -15,6 +15,7 @@ mod config;
 pub mod ddl;
 
 use chrono::{DateTime, Utc};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
 
 use client::{Client, Context, ResultSet, SqlApiError};
 pub use config::{AuthSettings, SnowflakeProfile, SnowflakeSettings};
@@ -283,9 +284,10 @@ impl Warehouse for Snowflake {
         // Snowflake infers the schema itself; curflow reads the files' footers first so that
         // an empty or unreadable file is refused, naming it, and a layout's tag columns can
         // be mapped.
-        let columns = inspect::staged_files(&staged.location)
+        let schema = inspect::staged_files(&staged.location, &ParquetFormat::default())
             .await
-            .map_err(|reason| staged.unreadable(reason))?;
+            .map_err(|reason| staged.register_failed(reason))?;
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let tag_columns = plain_tag_columns(staged.layout.tag_columns(&columns));
         let url = staged.location.url().as_folder();
         let mut statements = ddl::register_period(&objects, &url, &self.storage_integration);
@@ -293,7 +295,7 @@ impl Warehouse for Snowflake {
         self.run_all(&statements)
             .await
             .map_err(|e| match WarehouseError::from(e) {
-                WarehouseError::Request(reason) => staged.unreadable(reason),
+                WarehouseError::Request(reason) => staged.register_failed(reason),
                 other => other,
             })?;
         Ok(SnowflakeTable {
