@@ -138,8 +138,11 @@ pub(super) async fn discover(
     layout: Layout,
     period: BillingPeriod,
 ) -> Result<SourcePeriod, DiscoverError> {
+    // The root's top-level folders, listed once: `auto` needs them to pick the layout, and
+    // a period without data to tell a month not delivered yet from a root with no export.
+    let mut top_level = None;
     let resolved = match layout {
-        Layout::Auto => detect(export).await?,
+        Layout::Auto => detect(top_level.insert(export.folders("").await?)),
         chosen => chosen,
     };
     let found = match resolved {
@@ -148,11 +151,17 @@ pub(super) async fn discover(
     };
     // No data for the period: a month not delivered yet in a root that holds an export,
     // or a root that holds none (a mistyped source), which must not read as "no data" on
-    // every scheduled run. One delimited listing, only for a period without data.
-    if found.state == DeliveryState::NoData && !holds_an_export(&export.folders("").await?) {
-        return Err(DiscoverError::NoExport {
-            url: export.url().to_string(),
-        });
+    // every scheduled run.
+    if found.state == DeliveryState::NoData {
+        let top_level = match top_level {
+            Some(folders) => folders,
+            None => export.folders("").await?,
+        };
+        if !holds_an_export(&top_level) {
+            return Err(DiscoverError::NoExport {
+                url: export.url().to_string(),
+            });
+        }
     }
     Ok(found)
 }
@@ -166,15 +175,13 @@ fn holds_an_export(top_level_folders: &[String]) -> bool {
 
 /// The layout an export root holds, from its top-level folders: legacy when only the
 /// legacy layout recognises them, else CUR 2.0. A root with neither (nothing delivered
-/// yet) is read as CUR 2.0, which finds no data and says so.
-async fn detect(export: &Location) -> Result<Layout, DiscoverError> {
-    let folders = export.folders("").await?;
-    let layout = if legacy::recognises(&folders) && !cur2::recognises(&folders) {
+/// yet, or no export at all) is read as CUR 2.0, whose discovery then says which.
+fn detect(top_level_folders: &[String]) -> Layout {
+    if legacy::recognises(top_level_folders) && !cur2::recognises(top_level_folders) {
         Layout::Legacy
     } else {
         Layout::Cur2
-    };
-    Ok(layout)
+    }
 }
 
 /// Only Parquet data files are staged; Athena/Redshift helpers, CSV metadata and AWS's
@@ -409,7 +416,7 @@ pub(super) mod tests {
             Some(r#"{"dataFiles":["s3://b/data/BILLING_PERIOD=2025-07/a.parquet"]}"#),
         )
         .await;
-        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        assert_eq!(detect(&loc.folders("").await.unwrap()), Layout::Cur2);
         let got = discover(&loc, Layout::Auto, period()).await.unwrap();
         assert_eq!(got.folder, "data/BILLING_PERIOD=2025-07");
         assert_eq!(got.layout, Layout::Cur2);
@@ -421,9 +428,9 @@ pub(super) mod tests {
             None,
         )
         .await;
-        assert_eq!(detect(&loc).await.unwrap(), Layout::Legacy);
+        assert_eq!(detect(&loc.folders("").await.unwrap()), Layout::Legacy);
         let (_d, loc) = export_with(&[], None).await;
-        assert_eq!(detect(&loc).await.unwrap(), Layout::Cur2);
+        assert_eq!(detect(&loc.folders("").await.unwrap()), Layout::Cur2);
         assert!(matches!(
             discover(&loc, Layout::Auto, period()).await,
             Err(DiscoverError::NoExport { .. })
