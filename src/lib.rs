@@ -47,9 +47,11 @@ pub enum Error {
     /// The generator failed.
     #[error(transparent)]
     Generate(#[from] generate::GenerateError),
-    /// The payer table could not be shown or changed.
+    /// The payer table could not be shown or changed: the warehouse cannot be opened, the
+    /// table cannot be read or written (or does not belong to curflow), or the entry is
+    /// invalid.
     #[error(transparent)]
-    Registry(#[from] payer_registry::RegistryError),
+    Registry(#[from] warehouse::WarehouseError),
     /// The report could not be made.
     #[error(transparent)]
     Report(#[from] waste_report::ReportError),
@@ -66,9 +68,7 @@ impl Error {
             Error::Setup(e) => e.is_bad_input(),
             Error::Storage(e) => matches!(e, storage::StorageError::BadUrl { .. }),
             Error::Demo(demo::DemoError::Task(_) | demo::DemoError::Settings(_)) => true,
-            Error::Registry(payer_registry::RegistryError::Warehouse(
-                warehouse::WarehouseError::PayerTable(_),
-            )) => true,
+            Error::Registry(warehouse::WarehouseError::PayerTable(_)) => true,
             Error::Generate(_) | Error::Demo(_) | Error::Report(_) | Error::Registry(_) => false,
         }
     }

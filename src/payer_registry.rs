@@ -7,19 +7,10 @@ use crate::settings::Settings;
 use crate::task::PayerId;
 use crate::warehouse::{self, PayerTable, WarehouseError, WasteReader, payer_table_for_writing};
 
-/// Why the payer table could not be shown or changed.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The warehouse cannot be opened, the payer table cannot be read or written (or does
-    /// not belong to curflow), or the entry is invalid.
-    #[error(transparent)]
-    Warehouse(#[from] WarehouseError),
-}
-
 /// One line per configured payer, saying where its configuration comes from and when
 /// analytics last replaced one of its months (so a payer that silently stopped being
 /// processed stands out), from whichever warehouse the profile uses.
-pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
+pub async fn list(settings: &Settings) -> Result<String, WarehouseError> {
     let warehouse = warehouse::open(&settings.warehouse).await?;
     let from_table = warehouse.payer_configs().await?;
     let mut out = String::new();
@@ -57,7 +48,7 @@ pub async fn list(settings: &Settings) -> Result<String, RegistryError> {
 }
 
 /// Adds or replaces an entry (JSON with settings-file keys).
-pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, RegistryError> {
+pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, WarehouseError> {
     let config = payer_table_for_writing(&settings.warehouse)?
         .save_payer(entry_json)
         .await?;
@@ -68,7 +59,7 @@ pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, Regist
 }
 
 /// Removes an entry.
-pub async fn remove(settings: &Settings, payer: &PayerId) -> Result<String, RegistryError> {
+pub async fn remove(settings: &Settings, payer: &PayerId) -> Result<String, WarehouseError> {
     Ok(
         if payer_table_for_writing(&settings.warehouse)?
             .remove_payer(payer)
