@@ -8,10 +8,14 @@
 //! An S3 location opened with [`Location::connect`] also holds an S3 SDK client reached as
 //! its own principal ([`Access`]: the default chain or an assumed role); copies between two
 //! such locations reached as the same principal run server-side ([`s3`]), all others stream
-//! through this process. Retries follow one [`RetryPolicy`] (see [`crate::retry`]).
+//! through this process. Retries follow one [`RetryPolicy`] (see [`crate::retry`]); every
+//! S3 store is wrapped in [`resilient::Resilient`], which finishes the operations
+//! object_store's own retries leave half done (a lost answer to a conditional write or a
+//! delete, a listing cut off midway).
 
 mod credentials;
 mod interrupted;
+mod resilient;
 mod retry;
 mod s3;
 
@@ -31,6 +35,7 @@ use url::Url;
 use crate::retry::RetryPolicy;
 
 pub use credentials::Access;
+use resilient::Resilient;
 
 /// A failed storage operation, naming the URL it was about.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +280,7 @@ impl Location {
         Ok(Self {
             prefix: url.key_prefix(),
             url: url.clone(),
-            store: Arc::new(store),
+            store: Arc::new(Resilient::new(Arc::new(store), transfer.retry)),
             s3: Some(s3::S3Side {
                 client,
                 bucket,
@@ -292,15 +297,19 @@ impl Location {
         let store: Arc<dyn ObjectStore> = match url.0.scheme() {
             "s3" => {
                 let bucket = url.0.host_str().unwrap_or_default();
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                let policy = RetryPolicy::default();
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry::object_store_retry(&policy));
                 if let Some(region) = region {
                     builder = builder.with_region(region);
                 }
-                Arc::new(builder.build().map_err(|source| StorageError::Store {
+                let store = builder.build().map_err(|source| StorageError::Store {
                     op: "open",
                     url: url.to_string(),
                     source,
-                })?)
+                })?;
+                Arc::new(Resilient::new(Arc::new(store), policy))
             }
             _ => Arc::new(LocalFileSystem::new()),
         };

@@ -17,11 +17,11 @@ use curflow::generate::GenerateOptions;
 use crate::s3_support::{bucket, client, curflow_s3, endpoint, generate, list, store};
 use crate::support::{python, run};
 
-const PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
+pub const PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
 
 /// A `dev` profile: staging in `staging`, final tables under `s3://<warehouse>/warehouse`,
 /// each payer reading `s3://<its bucket>/cur2`.
-fn settings(dir: &Path, staging: &str, warehouse: &str, payers: &[(&str, &str)]) -> String {
+pub fn settings(dir: &Path, staging: &str, warehouse: &str, payers: &[(&str, &str)]) -> String {
     let mut text = format!(
         "[dev]\nstaging = \"s3://{staging}/staging\"\nwarehouse_dir = \"s3://{warehouse}/warehouse\"\n\
          periods = 1\nlease_ttl = \"1s\"\n"
@@ -36,7 +36,7 @@ fn settings(dir: &Path, staging: &str, warehouse: &str, payers: &[(&str, &str)])
     path.display().to_string()
 }
 
-fn run_args<'a>(config: &'a str, payers: &[&'a str]) -> Vec<&'a str> {
+pub fn run_args<'a>(config: &'a str, payers: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "run", "--config", config, "--env", "dev", "--year", "2025", "--month", "7",
     ];
@@ -48,7 +48,7 @@ fn run_args<'a>(config: &'a str, payers: &[&'a str]) -> Vec<&'a str> {
 
 /// What delta-rs (Python) reads in a final table, per payer.
 #[derive(Debug, Clone, PartialEq)]
-struct Read {
+pub struct Read {
     rows: usize,
     /// Distinct (period, hour, commitment, application, attribution): equal to `rows`
     /// when no row is there twice.
@@ -56,7 +56,7 @@ struct Read {
     unused_cost: f64,
 }
 
-fn read_outside(ep: &str, warehouse: &str, table: &str, arn: &str) -> BTreeMap<String, Read> {
+pub fn read_outside(ep: &str, warehouse: &str, table: &str, arn: &str) -> BTreeMap<String, Read> {
     let script = "import os, sys, deltalake, pyarrow.compute as pc\n\
         opts = {k: os.environ[k] for k in ('AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION', 'AWS_ALLOW_HTTP')}\n\
         t = deltalake.DeltaTable(sys.argv[1], storage_options=opts).to_pyarrow_table()\n\
@@ -94,7 +94,7 @@ fn read_outside(ep: &str, warehouse: &str, table: &str, arn: &str) -> BTreeMap<S
 
 /// Each payer's month is in the table once and adds up to `expected` (the generator's
 /// truth) to the cent.
-fn assert_once(reads: &BTreeMap<String, Read>, expected: &[(&str, f64)], table: &str) {
+pub fn assert_once(reads: &BTreeMap<String, Read>, expected: &[(&str, f64)], table: &str) {
     let payers: Vec<&str> = reads.keys().map(String::as_str).collect();
     let mut want: Vec<&str> = expected.iter().map(|(p, _)| *p).collect();
     want.sort_unstable();
@@ -220,9 +220,8 @@ fn run_killed_at_commit(dir: &Path, ep: &str, config: &str, payer: &str, table: 
     let proxy = FaultProxy::start(
         ep,
         Faults {
-            every: 0,
-            hook: None,
             refuse: Some(refuse),
+            ..Faults::default()
         },
     );
     let child = curflow_s3(dir, &proxy.endpoint, &run_args(config, &[payer]))
@@ -247,18 +246,64 @@ fn run_killed_at_commit(dir: &Path, ep: &str, config: &str, payer: &str, table: 
     std::thread::sleep(Duration::from_millis(1500));
 }
 
+/// One payer's world with the final tables on S3: source, staging and warehouse buckets of
+/// its own, and a [`settings`] file for them in a working folder.
+pub struct OnePayer {
+    /// The S3 server's endpoint.
+    pub ep: String,
+    /// A client of it.
+    pub c: aws_sdk_s3::Client,
+    /// The staging bucket.
+    pub staging: String,
+    /// The warehouse bucket (tables under `warehouse/`).
+    pub warehouse: String,
+    /// The source bucket (the export under `cur2/`).
+    pub source: String,
+    /// The payer, `PAYERS[0]`.
+    pub payer: &'static str,
+    /// The working folder.
+    pub dir: tempfile::TempDir,
+    /// The settings file's path.
+    pub config: String,
+}
+
+impl OnePayer {
+    pub async fn new() -> Self {
+        let ep = endpoint();
+        let c = client(&ep);
+        let (staging, warehouse, source) = (
+            bucket(&c, "stg").await,
+            bucket(&c, "wh").await,
+            bucket(&c, "src").await,
+        );
+        let payer = PAYERS[0];
+        let dir = tempfile::tempdir().unwrap();
+        let config = settings(dir.path(), &staging, &warehouse, &[(payer, &source)]);
+        Self {
+            ep,
+            c,
+            staging,
+            warehouse,
+            source,
+            payer,
+            dir,
+            config,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_killed_between_data_files_and_commit_keeps_each_month_once() {
-    let ep = endpoint();
-    let c = client(&ep);
-    let (staging, warehouse, source) = (
-        bucket(&c, "stg").await,
-        bucket(&c, "wh").await,
-        bucket(&c, "src").await,
-    );
-    let payer = PAYERS[0];
-    let dir = tempfile::tempdir().unwrap();
-    let config = settings(dir.path(), &staging, &warehouse, &[(payer, &source)]);
+    let OnePayer {
+        ep,
+        c,
+        staging: _,
+        warehouse,
+        source,
+        payer,
+        dir,
+        config,
+    } = OnePayer::new().await;
     let (ri, sp) = (
         ("ri_wastage_hourly", "reservation_arn"),
         ("sp_wastage_hourly", "savings_plan_arn"),

@@ -1,7 +1,8 @@
 //! A small HTTP proxy on loopback in front of the S3 server: counts requests by method,
-//! injects faults (503 SlowDown, connections dropped before or after the server saw the
-//! request) on a fixed schedule, and can run a hook when a request passes (to change the
-//! source between listing and copying).
+//! injects faults (503 SlowDown, 500, connections dropped before or after the server saw
+//! the request, answers cut off halfway) on a fixed schedule or on the requests of one
+//! kind ([`Rule`]), and can run a hook when a request passes (to change the source between
+//! listing and copying).
 //!
 //! Every forwarded request carries `Connection: close`, so each connection holds exactly
 //! one request and the proxy never has to parse HTTP framing.
@@ -19,11 +20,43 @@ pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Called with each request head; `true` refuses the request (see [`Faults::refuse`]).
 pub type Refuse = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// One fault done to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 503 SlowDown, without reaching the server.
+    SlowDown,
+    /// 500 InternalError, without reaching the server.
+    ServerError,
+    /// The connection is closed before the request reaches the server.
+    ResetBefore,
+    /// The server acts on the request; the connection is closed before its answer.
+    LostAnswer,
+    /// The server acts on the request; the client gets the status line, the headers and
+    /// half of the body (or half of the head when there is no body), then the connection
+    /// closes.
+    Truncated,
+}
+
+/// Faults for the requests of one kind: the n-th request `matches` accepts gets
+/// `faults[n]` (counted from 0); later ones pass.
+#[derive(Clone)]
+pub struct Rule {
+    /// The kind of request, as the assertions name it.
+    pub name: &'static str,
+    /// Whether a request (its method and its path with the query) is of this kind.
+    pub matches: fn(method: &str, target: &str) -> bool,
+    /// What happens to the first matching requests, in order.
+    pub faults: Vec<Fault>,
+}
+
 /// What the proxy does to requests.
 #[derive(Clone, Default)]
 pub struct Faults {
-    /// Every `every`-th request fails (0: none), cycling through the three kinds of fault.
+    /// Every `every`-th request fails (0: none), cycling through SlowDown, ResetBefore and
+    /// LostAnswer.
     pub every: usize,
+    /// Faults by kind of request; the first rule that matches a request decides.
+    pub rules: Vec<Rule>,
     /// Run before forwarding each request.
     pub hook: Option<Hook>,
     /// Requests it returns `true` for never reach the server: they get 403 Access Denied.
@@ -35,8 +68,7 @@ pub struct Faults {
 pub struct FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
-    counts: Arc<Mutex<BTreeMap<String, usize>>>,
-    faults_injected: Arc<AtomicUsize>,
+    state: Arc<State>,
 }
 
 impl FaultProxy {
@@ -49,37 +81,91 @@ impl FaultProxy {
             .expect("TEST_S3_ENDPOINT is http://127.0.0.1:<port>");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let injected = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(AtomicUsize::new(0));
-        {
-            let counts = Arc::clone(&counts);
-            let injected = Arc::clone(&injected);
-            thread::spawn(move || {
-                for client in listener.incoming().flatten() {
-                    let counts = Arc::clone(&counts);
-                    let injected = Arc::clone(&injected);
-                    let faults = faults.clone();
-                    let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-                    thread::spawn(move || serve(client, upstream, &faults, n, &counts, &injected));
-                }
-            });
-        }
-        Self {
+        let state = Arc::new(State {
+            faults,
+            seen: AtomicUsize::new(0),
+            counts: Mutex::default(),
+            injected: AtomicUsize::new(0),
+            by_rule: Mutex::default(),
+        });
+        let proxy = Self {
             endpoint,
-            counts,
-            faults_injected: injected,
-        }
+            state: Arc::clone(&state),
+        };
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let state = Arc::clone(&state);
+                thread::spawn(move || serve(client, upstream, &state));
+            }
+        });
+        proxy
     }
 
     /// Requests seen, by method (`COPY` counts requests carrying `x-amz-copy-source`).
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        self.counts.lock().unwrap().clone()
+        self.state.counts.lock().unwrap().clone()
     }
 
     /// Requests that got a fault.
     pub fn faults_injected(&self) -> usize {
-        self.faults_injected.load(Ordering::SeqCst)
+        self.state.injected.load(Ordering::SeqCst)
+    }
+
+    /// Requests each rule matched so far (faulted or passed), by rule name.
+    pub fn matched(&self) -> BTreeMap<&'static str, usize> {
+        self.state.by_rule.lock().unwrap().clone()
+    }
+}
+
+/// What the connection threads share.
+struct State {
+    faults: Faults,
+    seen: AtomicUsize,
+    counts: Mutex<BTreeMap<String, usize>>,
+    injected: AtomicUsize,
+    by_rule: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl State {
+    /// Counts the request by method.
+    fn count(&self, head: &str) {
+        let method = head.split(' ').next().unwrap_or_default();
+        let mut counts = self.counts.lock().unwrap();
+        *counts.entry(method.to_owned()).or_default() += 1;
+        if head.to_ascii_lowercase().contains("\r\nx-amz-copy-source:") {
+            *counts.entry("COPY".into()).or_default() += 1;
+        }
+    }
+
+    /// The fault the request gets, if any.
+    fn fault_for(&self, head: &str) -> Option<Fault> {
+        let mut words = head.split(' ');
+        let (method, target) = (
+            words.next().unwrap_or_default(),
+            words.next().unwrap_or_default(),
+        );
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        let fault = if let Some(rule) = self
+            .faults
+            .rules
+            .iter()
+            .find(|r| (r.matches)(method, target))
+        {
+            let mut by_rule = self.by_rule.lock().unwrap();
+            let matched = by_rule.entry(rule.name).or_default();
+            *matched += 1;
+            rule.faults.get(*matched - 1).copied()
+        } else if self.faults.every > 0 && n.is_multiple_of(self.faults.every) {
+            [Fault::SlowDown, Fault::ResetBefore, Fault::LostAnswer]
+                .get((n / self.faults.every) % 3)
+                .copied()
+        } else {
+            None
+        };
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
     }
 }
 
@@ -112,27 +198,43 @@ fn s3_error(mut client: TcpStream, status: &str, code: &str, message: &str) {
     let _ = client.shutdown(Shutdown::Both);
 }
 
-fn serve(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    faults: &Faults,
-    n: usize,
-    counts: &Mutex<BTreeMap<String, usize>>,
-    injected: &AtomicUsize,
-) {
+/// The first half of an answer: of its body when it has one (the head then says the full
+/// length, so the client sees the answer end early), else of its head.
+fn truncated(answer: &[u8]) -> Vec<u8> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer[..answer.len() / 2].to_vec();
+    };
+    let (head, body) = (&answer[..end], &answer[end + 4..]);
+    if body.is_empty() {
+        return head[..head.len() / 2].to_vec();
+    }
+    let head = String::from_utf8_lossy(head);
+    let mut out: Vec<String> = head
+        .split("\r\n")
+        .filter(|line| {
+            let line = line.to_ascii_lowercase();
+            !line.starts_with("content-length:") && !line.starts_with("transfer-encoding:")
+        })
+        .map(str::to_owned)
+        .collect();
+    out.push(format!("Content-Length: {}", body.len()));
+    let mut bytes = format!("{}\r\n\r\n", out.join("\r\n")).into_bytes();
+    bytes.extend_from_slice(&body[..body.len() / 2]);
+    bytes
+}
+
+fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) {
     let Some((head, rest)) = read_head(&mut client) else {
         return;
     };
-    let method = head.split(' ').next().unwrap_or_default().to_owned();
+    state.count(&head);
+    if state
+        .faults
+        .refuse
+        .as_ref()
+        .is_some_and(|refuse| refuse(&head))
     {
-        let mut counts = counts.lock().unwrap();
-        *counts.entry(method).or_default() += 1;
-        if head.to_ascii_lowercase().contains("\r\nx-amz-copy-source:") {
-            *counts.entry("COPY".into()).or_default() += 1;
-        }
-    }
-    if faults.refuse.as_ref().is_some_and(|refuse| refuse(&head)) {
-        injected.fetch_add(1, Ordering::SeqCst);
+        state.injected.fetch_add(1, Ordering::SeqCst);
         s3_error(
             client,
             "403 Forbidden",
@@ -141,29 +243,31 @@ fn serve(
         );
         return;
     }
-    let fault = if faults.every > 0 && n.is_multiple_of(faults.every) {
-        injected.fetch_add(1, Ordering::SeqCst);
-        Some((n / faults.every) % 3)
-    } else {
-        None
-    };
+    let fault = state.fault_for(&head);
     match fault {
-        Some(0) => {
-            s3_error(
+        Some(Fault::SlowDown) => {
+            return s3_error(
                 client,
                 "503 Slow Down",
                 "SlowDown",
                 "Please reduce your request rate.",
             );
-            return;
         }
-        Some(1) => {
+        Some(Fault::ServerError) => {
+            return s3_error(
+                client,
+                "500 Internal Server Error",
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            );
+        }
+        Some(Fault::ResetBefore) => {
             let _ = client.shutdown(Shutdown::Both);
             return;
         }
         _ => {}
     }
-    if let Some(hook) = &faults.hook {
+    if let Some(hook) = &state.faults.hook {
         hook(&head);
     }
     let Ok(mut server) = TcpStream::connect(upstream) else {
@@ -184,15 +288,20 @@ fn serve(
     let upload = thread::spawn(move || {
         let _ = std::io::copy(&mut client_in, &mut server_out);
     });
-    if fault == Some(2) {
-        // The server does the work, the client never hears back.
-        let mut sink = Vec::new();
-        let _ = server.read_to_end(&mut sink);
-        let _ = client.shutdown(Shutdown::Both);
-    } else {
-        let _ = std::io::copy(&mut server, &mut client);
-        let _ = client.shutdown(Shutdown::Both);
+    match fault {
+        Some(Fault::LostAnswer | Fault::Truncated) => {
+            // The server does the work; the client hears nothing, or half.
+            let mut answer = Vec::new();
+            let _ = server.read_to_end(&mut answer);
+            if fault == Some(Fault::Truncated) {
+                let _ = client.write_all(&truncated(&answer));
+            }
+        }
+        _ => {
+            let _ = std::io::copy(&mut server, &mut client);
+        }
     }
+    let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);
     let _ = upload.join();
 }

@@ -8,6 +8,7 @@ mod conformance;
 mod delta_s3;
 mod demo;
 mod fault_proxy;
+mod faults;
 mod legacy;
 mod ops;
 mod payers;

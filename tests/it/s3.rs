@@ -195,9 +195,8 @@ async fn s3_source_rewritten_between_listing_and_copy() {
     let proxy = FaultProxy::start(
         &w.ep,
         Faults {
-            every: 0,
             hook: Some(hook),
-            refuse: None,
+            ..Faults::default()
         },
     );
     let run_args = w.july("run");
@@ -243,8 +242,7 @@ async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
         &w.ep,
         Faults {
             every: 4,
-            hook: None,
-            refuse: None,
+            ..Faults::default()
         },
     );
     let run_args = w.july("run");
