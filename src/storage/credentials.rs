@@ -2,8 +2,6 @@
 //! STS (with an external id), and the adapter that lets object_store sign with exactly the
 //! credentials the S3 SDK uses, refreshed before they expire.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -114,19 +112,12 @@ impl SdkCredentials {
     }
 }
 
-// object_store declares this trait with `#[async_trait]`; this is that macro's expansion,
-// written out so that curflow does not need the macro crate for one impl.
+#[async_trait::async_trait]
 impl object_store::CredentialProvider for SdkCredentials {
     type Credential = AwsCredential;
 
-    fn get_credential<'life0, 'async_trait>(
-        &'life0 self,
-    ) -> Pin<Box<dyn Future<Output = object_store::Result<Arc<AwsCredential>>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(self.current())
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        self.current().await
     }
 }
 
