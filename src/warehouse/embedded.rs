@@ -409,10 +409,11 @@ impl Warehouse for Embedded {
         parquet.global.pushdown_filters = true;
         let format = ParquetFormat::default().with_options(parquet);
         // Files of different deliveries may differ in columns; DataFusion unifies them by
-        // name (a missing column reads as null). An empty or unreadable file, or a type
-        // conflict, is refused first, naming the file: DataFusion would skip an empty one.
+        // name (a missing column reads as null). An empty or unreadable file, a type
+        // conflict, or a file without a column the analytics read, is refused first,
+        // naming the file: DataFusion would skip an empty one and read the column as null.
         // The schema the inspection merged is the table's: no footer is read twice.
-        let schema = inspect::staged_files(&staged.location, &format)
+        let schema = inspect::staged_files(staged, &format)
             .await
             .map_err(|reason| staged.register_failed(reason))?;
         let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");

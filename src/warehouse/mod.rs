@@ -11,6 +11,7 @@
 mod backend;
 mod breakdown;
 mod config;
+mod cur_columns;
 mod delta;
 mod embedded;
 mod inspect;

@@ -59,6 +59,18 @@ impl Layout {
             Layout::Legacy | Layout::Auto => legacy::tag_columns(columns),
         }
     }
+
+    /// Whether every data file of this layout holds `column` (a CUR 2.0 column name)
+    /// whatever the payer's usage. CUR 2.0's schema is fixed: a payer without RIs still has
+    /// the `reservation_*` columns, null. The legacy report writes a column only when some
+    /// line of the period has it ([`legacy::always_has`]), so a file without one of those is
+    /// a legitimate delivery. `auto` applies the legacy rule, the lenient one.
+    pub fn always_has(self, column: &str) -> bool {
+        match self {
+            Layout::Cur2 => true,
+            Layout::Legacy | Layout::Auto => legacy::always_has(column),
+        }
+    }
 }
 
 /// Discovery failed for a reason other than an incomplete delivery.
@@ -407,6 +419,25 @@ pub(super) mod tests {
                 missing: vec!["b.parquet".into()]
             }
         );
+    }
+
+    #[test]
+    fn cur2_always_has_a_column_and_legacy_only_its_line_items_and_bill() {
+        for column in ["line_item_unblended_cost", "bill_payer_account_id"] {
+            assert!(Layout::Cur2.always_has(column));
+            assert!(Layout::Legacy.always_has(column));
+            assert!(Layout::Auto.always_has(column));
+        }
+        for column in [
+            "reservation_reservation_a_r_n",
+            "savings_plan_used_commitment",
+            "product_region_code",
+            "resource_tags",
+        ] {
+            assert!(Layout::Cur2.always_has(column));
+            assert!(!Layout::Legacy.always_has(column));
+            assert!(!Layout::Auto.always_has(column));
+        }
     }
 
     #[tokio::test]
