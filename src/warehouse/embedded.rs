@@ -98,6 +98,21 @@ impl Embedded {
         Ok(payer_table::remove(&self.dir, payer).await?)
     }
 
+    /// Deletes the files that replaces of the final tables removed more than
+    /// `keep_replaced` ago. Without this every run would leave its replaced files behind for
+    /// ever. A failure costs storage, not data: logged, and the next run tries again.
+    async fn remove_replaced(&self) {
+        for name in FINAL_TABLES.iter().map(|t| t.name) {
+            match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {
+                Ok(0) => {}
+                Ok(files) => tracing::info!(table = name, files, "removed files replaced earlier"),
+                Err(error) => {
+                    tracing::warn!(table = name, error = %error, "could not remove replaced files; the next run tries again")
+                }
+            }
+        }
+    }
+
     /// Replaces the payer-period in final table `table` with the script's result, every
     /// row stamped `processed_at`.
     async fn publish(
@@ -503,18 +518,19 @@ impl Warehouse for Embedded {
             }
         }
         outcome.totals = Some(totals);
-        for name in FINAL_TABLES.iter().map(|t| t.name) {
-            // Without this every run would leave its replaced files behind for ever. A
-            // failure costs storage, not data: logged, and the next run tries again.
-            match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {
-                Ok(0) => {}
-                Ok(files) => tracing::info!(table = name, files, "removed files replaced earlier"),
-                Err(error) => {
-                    tracing::warn!(table = name, error = %error, "could not remove replaced files; the next run tries again")
-                }
-            }
-        }
+        self.remove_replaced().await;
         Ok(outcome)
+    }
+
+    /// Publishes no rows for the payer-period in every final table: the same one replace
+    /// per table as [`Warehouse::run_analytics`], of an empty result.
+    async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
+        let processed_at = chrono::Utc::now();
+        for final_table in &FINAL_TABLES {
+            self.publish(final_table, &[], staged, processed_at).await?;
+        }
+        self.remove_replaced().await;
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! A broken source never becomes confident numbers: an empty data file, or one without a
 //! column the analytics read, in a delivery fails the period by name and publishes
-//! nothing; and a source root that holds no export (a
+//! nothing; an empty delivery (a manifest naming no data files) empties the period and
+//! says so; and a source root that holds no export (a
 //! mistyped URL, on local disk or S3) is an error for that payer, distinct from "no data
 //! yet for this month" in a root that has other months; and a copy killed on local disk
 //! leaves nothing in staging.
@@ -105,6 +106,20 @@ async fn redeliver_july_in_files(dir: &Path) -> (String, std::path::PathBuf) {
     (name, path)
 }
 
+/// The data files staged for July.
+fn staged_july(dir: &Path) -> Vec<String> {
+    let staged = dir.join(format!("staging/year=2025/month=7/payer-{PAYER}"));
+    let mut held: Vec<String> = std::fs::read_dir(&staged)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    held.sort();
+    held
+}
+
 /// Runs July, then AWS delivers it again in several files and `spoil` spoils the first
 /// one the manifest names: the run must fail the period (exit 1) and report no waste,
 /// the final tables keep the first delivery's numbers exactly, and the ledger does not
@@ -194,6 +209,62 @@ async fn a_file_without_a_column_the_analytics_read_fails_the_period() {
         )) && line.ends_with(&reason),
         "{line}"
     );
+}
+
+/// A manifest naming no data files (AWS delivers empty months for new payers) used to
+/// leave the previous delivery staged and its numbers in the final tables, the run saying
+/// "no data". Now it is a delivery of nothing: `plan` says so, the run deletes the staged
+/// files, removes July from the final tables, says so, exits 0 and marks the delivery
+/// analysed, so the next run finds it already synchronized.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_manifest_empties_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(held(dir.path(), "ri_wastage_hourly").await.0 > 0);
+    assert_eq!(staged_july(dir.path()), ["cur2-001-00001.snappy.parquet"]);
+
+    // AWS delivers July again, empty; the earlier data files stay in the source folder.
+    let (path, mut manifest) = july_manifest(dir.path());
+    manifest["executionId"] = "empty-july".into();
+    manifest["dataFiles"] = serde_json::json!([]);
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "plan", "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        july_line(&String::from_utf8_lossy(&out.stdout)),
+        format!(
+            "  2025-07  empty delivery: the manifest names no data files; to delete 1, then 2025-07 to be cleared from the final tables"
+        )
+    );
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(
+        july_line(&summary),
+        format!(
+            "  2025-07  empty delivery: the manifest names no data files; the final tables hold nothing for 2025-07; 1 staged file deleted"
+        )
+    );
+    assert!(summary.ends_with("status: success\n"), "{summary}");
+    assert_eq!(staged_july(dir.path()), Vec::<String>::new());
+    for table in ["ri_wastage_hourly", "sp_wastage_hourly"] {
+        assert_eq!(held(dir.path(), table).await.0, 0, "{table}");
+    }
+    let ledger = july_ledger(dir.path());
+    assert_eq!(ledger["delivery"], "empty-july");
+    assert!(july_analysed(dir.path()), "the empty delivery is analysed");
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(july_line(&summary), "  2025-07  Already synchronized");
 }
 
 /// A local source folder that does not exist used to read as "no data" (exit 0) on every

@@ -112,7 +112,11 @@ pub enum DiscoverError {
 pub(super) enum DeliveryState {
     /// The delivery is complete: stage `files`.
     Ready,
-    /// The source has no data for this period.
+    /// The manifest names no data files: AWS delivered the period empty (as it does for a
+    /// new payer's first months). A delivery like any other, of nothing: staging mirrors it
+    /// and the final tables hold nothing for the period.
+    Empty,
+    /// The source has no data for this period, and no manifest: nothing delivered yet.
     NoData,
     /// The manifest names files that are not there (yet): skip this run.
     Incomplete {
@@ -311,7 +315,8 @@ async fn read_manifest<M: DeserializeOwned>(
 
 /// Checks a period's listing (keys relative to its folder) against the data files its
 /// manifest names (URLs or object keys with `partition/` in them): the delivery is the
-/// named files; any named file not listed means it is still being written.
+/// named files; any named file not listed means it is still being written, and a manifest
+/// that names none is an empty delivery.
 fn against_manifest(
     listed: Vec<ObjectInfo>,
     named: &[String],
@@ -344,7 +349,7 @@ fn against_manifest(
     let state = if !missing.is_empty() {
         DeliveryState::Incomplete { missing }
     } else if files.is_empty() {
-        DeliveryState::NoData
+        DeliveryState::Empty
     } else {
         DeliveryState::Ready
     };
@@ -419,6 +424,20 @@ pub(super) mod tests {
                 missing: vec!["b.parquet".into()]
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_manifest_naming_no_file_is_an_empty_delivery() {
+        // Stale files of an earlier delivery are not part of it.
+        let (_d, loc) = export_with(
+            &["data/BILLING_PERIOD=2025-07/cur2-001-00001.snappy.parquet"],
+            Some(r#"{"executionId":"x3","dataFiles":[]}"#),
+        )
+        .await;
+        let got = discover(&loc, Layout::Cur2, period()).await.unwrap();
+        assert_eq!(got.state, DeliveryState::Empty);
+        assert_eq!(got.delivery.as_deref(), Some("x3"));
+        assert!(got.files.is_empty());
     }
 
     #[test]

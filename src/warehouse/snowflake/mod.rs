@@ -382,4 +382,12 @@ impl Warehouse for Snowflake {
         outcome.totals = Some(totals);
         Ok(outcome)
     }
+
+    /// One request: the final tables created if missing, then a `DELETE` per table in
+    /// one transaction; a failed statement ends the session and rolls it back.
+    async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
+        let statements = ddl::clear_period(&staged.payer, staged.period);
+        self.run_all(&statements).await?;
+        Ok(())
+    }
 }
