@@ -238,8 +238,9 @@ struct RunContext<'a, W: ?Sized> {
     mode: Mode,
 }
 
-/// One payer-period: sync stages it, the warehouse analyses what was staged, and sync
-/// records that the analytics succeeded.
+/// One payer-period: sync stages it, the warehouse analyses what was staged (or, for an
+/// empty delivery, clears the period from the final tables), and sync records that the
+/// analytics succeeded.
 async fn process_period<W: Warehouse + ?Sized>(
     run: &RunContext<'_, W>,
     payer: &mut PayerSync,
@@ -253,11 +254,8 @@ async fn process_period<W: Warehouse + ?Sized>(
     let mut delivery = match payer.stage(period, intent).await? {
         StageOutcome::NotReady { reason } => return Ok(PeriodOutcome::Skipped { reason }),
         StageOutcome::AlreadySynchronized => return Ok(PeriodOutcome::AlreadySynchronized),
-        StageOutcome::Planned(counts) => {
-            return Ok(PeriodOutcome::Planned {
-                counts,
-                analytics: true,
-            });
+        StageOutcome::Planned { counts, empty } => {
+            return Ok(PeriodOutcome::Planned { counts, empty });
         }
         StageOutcome::Staged(delivery) => delivery,
     };
@@ -273,6 +271,14 @@ async fn process_period<W: Warehouse + ?Sized>(
         location: delivery.location.clone(),
         layout: delivery.layout,
     };
+    if delivery.is_empty() {
+        // An empty month is published as such: the previous delivery's numbers go.
+        run.warehouse.clear_period(&staged).await?;
+        delivery.mark_analysed().await?;
+        return Ok(PeriodOutcome::Empty {
+            counts: delivery.counts,
+        });
+    }
     let table = run.warehouse.register_period(&staged).await?;
     let analytics = run
         .warehouse

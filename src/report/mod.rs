@@ -49,8 +49,15 @@ pub enum PeriodOutcome {
     Planned {
         /// The sync it would do.
         counts: SyncCounts,
-        /// Whether it would (re)run the analytics.
-        analytics: bool,
+        /// Whether the delivery is empty, so that a run would clear the period from the
+        /// final tables instead of running the analytics.
+        empty: bool,
+    },
+    /// The delivery is empty (its manifest names no data files): the staged copy mirrors
+    /// it, holding nothing, and the final tables hold nothing for the period.
+    Empty {
+        /// The sync done: the previous delivery's staged files deleted.
+        counts: SyncCounts,
     },
     /// Synchronized, then analysed.
     Synchronized {
@@ -69,6 +76,14 @@ pub enum PeriodOutcome {
         /// The error chain, one line.
         error: String,
     },
+}
+
+/// What the summary and the notification say of an empty delivery of `period`, so that
+/// nobody reads its zero waste as a month of perfect use.
+pub(crate) fn empty_delivery(period: BillingPeriod) -> String {
+    format!(
+        "empty delivery: the manifest names no data files; the final tables hold nothing for {period}"
+    )
 }
 
 /// One payer-period's line in the report.
@@ -207,6 +222,10 @@ impl Totals {
                 self.reconciliation_mismatches +=
                     analytics.totals.as_ref().map_or(0, |t| t.mismatches.len());
             }
+            PeriodOutcome::Empty { counts } => {
+                self.files_deleted += counts.deleted_files;
+                self.periods_synchronized += 1;
+            }
             PeriodOutcome::Skipped { .. } => self.periods_skipped += 1,
             PeriodOutcome::Failed { .. } => self.periods_failed += 1,
         }
@@ -243,6 +262,45 @@ pub fn plan_sinks() -> Vec<Box<dyn Sink>> {
 mod tests {
     use super::*;
     use crate::settings::SettingsSource;
+
+    /// An empty delivery says so on its summary line and in the notification, with the
+    /// staged files it deleted, and counts as a success.
+    #[test]
+    fn an_empty_delivery_is_said_to_be_empty() {
+        let task = TaskInput::from_json(
+            r#"{"year": 2025, "month": 7, "payers": ["671238551718"], "env": "local"}"#,
+        )
+        .unwrap();
+        let mut report = RunReport::fatal(task, OnSqlError::Warn, Utc::now(), String::new());
+        report.fatal = None;
+        report.periods.push(PeriodReport {
+            payer: report.task.payers[0].clone(),
+            period: report.task.period,
+            outcome: PeriodOutcome::Empty {
+                counts: SyncCounts {
+                    deleted_files: 6,
+                    ..SyncCounts::default()
+                },
+            },
+            duration: Duration::ZERO,
+        });
+        assert_eq!(report.status(), Status::Success);
+        let summary = summary::render_summary(&report);
+        assert!(
+            summary.contains("\n  2025-07  empty delivery: the manifest names no data files; the final tables hold nothing for 2025-07; 6 staged files deleted\n"),
+            "{summary}"
+        );
+        let body = notify::notification_body(&report);
+        assert_eq!(body["status"], "success");
+        assert_eq!(body["periods"][0]["outcome"], "empty", "{body}");
+        assert_eq!(
+            body["periods"][0]["reason"],
+            "empty delivery: the manifest names no data files; the final tables hold nothing for 2025-07"
+        );
+        assert_eq!(body["periods"][0]["files_deleted"], 6);
+        assert_eq!(body["totals"]["files_deleted"], 6);
+        assert_eq!(body["totals"]["periods_synchronized"], 1);
+    }
 
     #[test]
     fn a_profile_gets_its_metrics_kinds_between_notification_and_summary() {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use futures::FutureExt;
 
 use super::sink::{Published, Sink, SinkFuture, Stage};
-use super::{PeriodOutcome, RunReport, Status, SyncCounts};
+use super::{PeriodOutcome, RunReport, Status, SyncCounts, empty_delivery};
 
 /// Bytes in the units people read: 1.2 MB, 3.4 GB.
 fn human_bytes(bytes: u64) -> String {
@@ -94,14 +94,34 @@ pub fn render_summary(report: &RunReport) -> String {
         }
         let line = match &p.outcome {
             PeriodOutcome::AlreadySynchronized => "Already synchronized".to_owned(),
-            PeriodOutcome::Planned { counts, analytics } => format!(
-                "to copy {} ({}), to delete {}, unchanged {}{}",
+            PeriodOutcome::Planned {
+                counts,
+                empty: true,
+            } => format!(
+                "empty delivery: the manifest names no data files; to delete {}, then {} to be cleared from the final tables",
+                counts.deleted_files, p.period
+            ),
+            PeriodOutcome::Planned {
+                counts,
+                empty: false,
+            } => format!(
+                "to copy {} ({}), to delete {}, unchanged {}; analytics to run",
                 plural(counts.copied_files, "file"),
                 human_bytes(counts.copied_bytes),
                 counts.deleted_files,
                 counts.unchanged_files,
-                if *analytics { "; analytics to run" } else { "" }
             ),
+            PeriodOutcome::Empty { counts } => {
+                let mut line = empty_delivery(p.period);
+                if counts.deleted_files > 0 {
+                    let _ = write!(
+                        line,
+                        "; {} deleted",
+                        plural(counts.deleted_files, "staged file")
+                    );
+                }
+                line
+            }
             PeriodOutcome::Synchronized { counts, analytics } => {
                 let mut line = if counts.copied_files + counts.deleted_files == 0 {
                     "staged copy up to date".to_owned()

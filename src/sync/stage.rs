@@ -73,7 +73,12 @@ pub enum StageOutcome {
     /// The staged copy mirrors the delivery (and, for `Analyse`, was analysed): nothing to do.
     AlreadySynchronized,
     /// `Plan`: what staging would do.
-    Planned(SyncCounts),
+    Planned {
+        /// The files it would move.
+        counts: SyncCounts,
+        /// Whether the delivery is empty (its manifest names no data files).
+        empty: bool,
+    },
     /// Staged, or already staged but not yet analysed; ready for the analytics.
     Staged(Box<StagedDelivery>),
 }
@@ -98,6 +103,12 @@ pub struct StagedDelivery {
 }
 
 impl StagedDelivery {
+    /// Whether the delivery holds no data file: its manifest named none (an empty month),
+    /// so the staged folder holds nothing and the period's final tables are to hold nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ledger.files.is_empty()
+    }
+
     /// Records in the ledger that the analytics succeeded on exactly these files, so the
     /// next run finds the period already synchronized.
     pub async fn mark_analysed(&mut self) -> Result<(), Error> {
@@ -168,7 +179,10 @@ impl PayerSync {
             return Ok(StageOutcome::AlreadySynchronized);
         }
         if intent == Intent::Plan {
-            return Ok(StageOutcome::Planned(SyncCounts::planned(&plan)));
+            return Ok(StageOutcome::Planned {
+                counts: SyncCounts::planned(&plan),
+                empty: discovered.state == DeliveryState::Empty,
+            });
         }
         // Another run may have changed the staged copy before the lease was ours.
         let (ledger, plan) = if self.lease.is_none() {
@@ -213,7 +227,7 @@ impl PayerSync {
     fn not_ready(&self, discovered: &SourcePeriod) -> Option<String> {
         let (payer, period) = (&self.payer, discovered.period);
         match &discovered.state {
-            DeliveryState::Ready => None,
+            DeliveryState::Ready | DeliveryState::Empty => None,
             DeliveryState::NoData => Some(format!(
                 "no data at {}",
                 self.export.url().join(&discovered.folder)
@@ -299,6 +313,19 @@ mod tests {
     const DATA: &str = "data/BILLING_PERIOD=2025-07/cur2-001-00001.snappy.parquet";
     const MANIFEST: &str = r#"{"executionId":"x1","dataFiles":["s3://b/cur2/data/BILLING_PERIOD=2025-07/cur2-001-00001.snappy.parquet"]}"#;
 
+    /// An export holding July's `DATA` and `MANIFEST`, and an empty staging root, both in
+    /// temporary folders that live as long as the guards returned first.
+    async fn export_and_staging() -> ((tempfile::TempDir, tempfile::TempDir), Location, Location) {
+        let (source, export) = export_with(&[DATA], Some(MANIFEST)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Location::open(
+            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+        ((source, dir), export, staging)
+    }
+
     fn session(export: &Location, staging: &Location) -> PayerSync {
         PayerSync::new(
             PayerId::parse("111111111111").unwrap(),
@@ -319,13 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn plans_stages_and_remembers_the_analytics() {
-        let (_s, export) = export_with(&[DATA], Some(MANIFEST)).await;
-        let dir = tempfile::tempdir().unwrap();
-        let staging = Location::open(
-            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
-            None,
-        )
-        .unwrap();
+        let (_dirs, export, staging) = export_and_staging().await;
         let period = BillingPeriod::new(2025, 7).unwrap();
         let mut sync = session(&export, &staging);
         let to_copy = SyncCounts {
@@ -335,7 +356,7 @@ mod tests {
         };
         assert!(matches!(
             sync.stage(period, Intent::Plan).await.unwrap(),
-            StageOutcome::Planned(counts) if counts == to_copy
+            StageOutcome::Planned { counts, empty: false } if counts == to_copy
         ));
         assert!(sync.lease.is_none(), "a plan takes no lease");
         let delivery = staged(sync.stage(period, Intent::Analyse).await.unwrap());
@@ -375,5 +396,36 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+    #[tokio::test]
+    async fn an_empty_delivery_removes_the_staged_files() {
+        let (_dirs, export, staging) = export_and_staging().await;
+        let period = BillingPeriod::new(2025, 7).unwrap();
+        let mut sync = session(&export, &staging);
+        let mut delivery = staged(sync.stage(period, Intent::Analyse).await.unwrap());
+        assert!(!delivery.is_empty());
+        delivery.mark_analysed().await.unwrap();
+        // AWS delivers July again, empty; the earlier data file is still in the source.
+        export
+            .write(
+                "metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json",
+                br#"{"executionId":"x2","dataFiles":[]}"#.to_vec(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            sync.stage(period, Intent::Plan).await.unwrap(),
+            StageOutcome::Planned { counts, empty: true } if counts.deleted_files == 1
+        ));
+        let mut delivery = staged(sync.stage(period, Intent::Analyse).await.unwrap());
+        assert!(delivery.is_empty());
+        assert_eq!(delivery.counts.deleted_files, 1);
+        assert!(delivery.location.list("").await.unwrap().is_empty());
+        delivery.mark_analysed().await.unwrap();
+        assert!(matches!(
+            sync.stage(period, Intent::Analyse).await.unwrap(),
+            StageOutcome::AlreadySynchronized
+        ));
+        sync.release().await;
     }
 }

@@ -82,6 +82,13 @@ impl Warehouse for Backend {
             )),
         }
     }
+
+    async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
+        match self {
+            Backend::Embedded(w) => w.clear_period(staged).await,
+            Backend::Snowflake(w) => w.clear_period(staged).await,
+        }
+    }
 }
 
 impl WasteReader for Backend {

@@ -98,6 +98,21 @@ impl Embedded {
         Ok(payer_table::remove(&self.dir, payer).await?)
     }
 
+    /// Deletes the files that replaces of the final tables removed more than
+    /// `keep_replaced` ago. Without this every run would leave its replaced files behind for
+    /// ever. A failure costs storage, not data: logged, and the next run tries again.
+    async fn remove_replaced(&self) {
+        for name in FINAL_TABLES.iter().map(|t| t.name) {
+            match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {
+                Ok(0) => {}
+                Ok(files) => tracing::info!(table = name, files, "removed files replaced earlier"),
+                Err(error) => {
+                    tracing::warn!(table = name, error = %error, "could not remove replaced files; the next run tries again")
+                }
+            }
+        }
+    }
+
     /// Replaces the payer-period in final table `table` with the script's result, every
     /// row stamped `processed_at`.
     async fn publish(
@@ -409,10 +424,11 @@ impl Warehouse for Embedded {
         parquet.global.pushdown_filters = true;
         let format = ParquetFormat::default().with_options(parquet);
         // Files of different deliveries may differ in columns; DataFusion unifies them by
-        // name (a missing column reads as null). An empty or unreadable file, or a type
-        // conflict, is refused first, naming the file: DataFusion would skip an empty one.
+        // name (a missing column reads as null). An empty or unreadable file, a type
+        // conflict, or a file without a column the analytics read, is refused first,
+        // naming the file: DataFusion would skip an empty one and read the column as null.
         // The schema the inspection merged is the table's: no footer is read twice.
-        let schema = inspect::staged_files(&staged.location, &format)
+        let schema = inspect::staged_files(staged, &format)
             .await
             .map_err(|reason| staged.register_failed(reason))?;
         let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
@@ -502,18 +518,19 @@ impl Warehouse for Embedded {
             }
         }
         outcome.totals = Some(totals);
-        for name in FINAL_TABLES.iter().map(|t| t.name) {
-            // Without this every run would leave its replaced files behind for ever. A
-            // failure costs storage, not data: logged, and the next run tries again.
-            match delta::remove_replaced(&self.dir, name, self.keep_replaced).await {
-                Ok(0) => {}
-                Ok(files) => tracing::info!(table = name, files, "removed files replaced earlier"),
-                Err(error) => {
-                    tracing::warn!(table = name, error = %error, "could not remove replaced files; the next run tries again")
-                }
-            }
-        }
+        self.remove_replaced().await;
         Ok(outcome)
+    }
+
+    /// Publishes no rows for the payer-period in every final table: the same one replace
+    /// per table as [`Warehouse::run_analytics`], of an empty result.
+    async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
+        let processed_at = chrono::Utc::now();
+        for final_table in &FINAL_TABLES {
+            self.publish(final_table, &[], staged, processed_at).await?;
+        }
+        self.remove_replaced().await;
+        Ok(())
     }
 }
 

@@ -1,12 +1,13 @@
 //! A staged payer-period inspected before any engine reads it: every data file is non-empty,
-//! readable Parquet, and the files agree on each column's type. Engines are lenient where
+//! readable Parquet and holds the columns the analytics read ([`cur_columns`]), and the
+//! files agree on each column's type. Engines are lenient where
 //! curflow must not be — DataFusion skips an empty file, and a delivery missing one file's
 //! rows would be analysed and published as if complete — so each backend inspects the
 //! period first and refuses it, naming the file, when one fails. The schema it merges is
 //! the one the engine would infer, so the embedded engine registers the files with it
 //! instead of reading every footer a second time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::FileFormat;
@@ -15,18 +16,19 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use crate::storage::Location;
+use super::{StagedPeriod, cur_columns};
 
-/// The merged schema of the Parquet files in `location`, as DataFusion infers it for a
+/// The merged schema of the staged files of `staged`, as DataFusion infers it for a
 /// listing table read with `format` (columns in first-seen order), or why the files cannot
-/// be read as one table: the first file that is empty or not readable Parquet, or the
-/// first column whose type differs between two files ("column X is Utf8 in a.parquet but
-/// Int64 in b.parquet").
+/// be read as one table: the first file that is empty or not readable Parquet, the first
+/// column whose type differs between two files ("column X is Utf8 in a.parquet but Int64
+/// in b.parquet"), or the first file without a column it must hold for its layout
+/// ([`cur_columns::refusal`]).
 pub(super) async fn staged_files(
-    location: &Location,
+    staged: &StagedPeriod,
     format: &ParquetFormat,
 ) -> Result<SchemaRef, String> {
-    let (store, prefix) = location.store();
+    let (store, prefix) = staged.location.store();
     let mut files: Vec<ObjectMeta> = store
         .list(Some(&prefix))
         .try_collect()
@@ -38,6 +40,7 @@ pub(super) async fn staged_files(
     // footers already read file by file.
     let state = SessionContext::new().state();
     let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
+    let mut file_columns: Vec<(String, HashSet<String>)> = Vec::with_capacity(files.len());
     for file in &files {
         let name = file.location.filename().unwrap_or_default().to_owned();
         if file.size == 0 {
@@ -71,6 +74,17 @@ pub(super) async fn staged_files(
                     );
                 }
             }
+        }
+        let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+        file_columns.push((name, columns));
+    }
+    let delivery: BTreeMap<String, String> = seen
+        .into_iter()
+        .map(|(column, (_, first))| (column, first))
+        .collect();
+    for (name, columns) in &file_columns {
+        if let Some(reason) = cur_columns::refusal(staged.layout, name, columns, &delivery) {
+            return Err(reason);
         }
     }
     format

@@ -11,6 +11,7 @@
 mod backend;
 mod breakdown;
 mod config;
+mod cur_columns;
 mod delta;
 mod embedded;
 mod inspect;
@@ -254,6 +255,15 @@ pub trait Warehouse {
         table: &Self::Table,
         application_tag: &str,
     ) -> impl Future<Output = Result<AnalyticsOutcome, WarehouseError>> + Send;
+
+    /// Removes the payer-period of `staged` from every final table, as publishing would
+    /// replace it with no rows: what an empty delivery (a manifest naming no data files)
+    /// publishes, so the previous delivery's numbers are not kept. A reader sees the old
+    /// rows or none, never some. Errors when a table cannot be changed.
+    fn clear_period(
+        &self,
+        staged: &StagedPeriod,
+    ) -> impl Future<Output = Result<(), WarehouseError>> + Send;
 }
 
 /// Reading the final tables back, for reports and `curflow payers list`.

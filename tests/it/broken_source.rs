@@ -1,5 +1,7 @@
-//! A broken source never becomes confident numbers: an empty data file in a delivery fails
-//! the period by name and publishes nothing, and a source root that holds no export (a
+//! A broken source never becomes confident numbers: an empty data file, or one without a
+//! column the analytics read, in a delivery fails the period by name and publishes
+//! nothing; an empty delivery (a manifest naming no data files) empties the period and
+//! says so; and a source root that holds no export (a
 //! mistyped URL, on local disk or S3) is an error for that payer, distinct from "no data
 //! yet for this month" in a root that has other months; and a copy killed on local disk
 //! leaves nothing in staging.
@@ -58,33 +60,30 @@ async fn held(dir: &Path, table: &str) -> (i64, String) {
     (rows, cost)
 }
 
-/// Whether July's ledger records that the analytics succeeded on the staged files.
-fn july_analysed(dir: &Path) -> bool {
+/// July's ledger.
+fn july_ledger(dir: &Path) -> serde_json::Value {
     let ledger = dir.join(format!(
         "staging/_curflow/ledger/payer-{PAYER}/2025-07.json"
     ));
-    let ledger: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ledger).expect("a ledger")).unwrap();
-    !ledger["analytics_succeeded_at"].is_null()
+    serde_json::from_slice(&std::fs::read(ledger).expect("a ledger")).unwrap()
 }
 
-/// A delivery whose data file is empty (0 bytes, named by the manifest) used to be analysed
-/// as if it held nothing: "RI waste $0.00 … every commitment reconciles", exit 0, the month
-/// marked analysed. Now the period fails naming the file, the final tables keep the
-/// previous delivery's numbers exactly, and the ledger does not mark the month analysed,
-/// so the next run tries again.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_empty_data_file_fails_the_period_and_publishes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = one_payer_july(dir.path(), PAYER);
-    let (code, summary) = run_july(dir.path(), &settings);
-    assert_eq!(code, Some(0), "{summary}");
-    let ri_before = held(dir.path(), "ri_wastage_hourly").await;
-    let sp_before = held(dir.path(), "sp_wastage_hourly").await;
-    assert!(ri_before.0 > 0 && sp_before.0 > 0);
+/// Whether July's ledger records that the analytics succeeded on the staged files.
+fn july_analysed(dir: &Path) -> bool {
+    !july_ledger(dir)["analytics_succeeded_at"].is_null()
+}
 
-    // AWS delivers July again, in several files; one of them arrives empty.
-    let source = dir.path().join("source");
+/// July's manifest in the source under `dir`, and where it is.
+fn july_manifest(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
+    let path = dir.join("source/metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json");
+    let manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, manifest)
+}
+
+/// AWS delivers July again (delivery 2, 3,000 rows in files of 500) into the source under
+/// `dir`; the name of the first data file its manifest names, and where that file is.
+async fn redeliver_july_in_files(dir: &Path) -> (String, std::path::PathBuf) {
+    let source = dir.join("source");
     let mut options = curflow::generate::GenerateOptions::new(PAYER, 2025, 7);
     options.rows = 3_000;
     options.rows_per_file = 500;
@@ -100,21 +99,46 @@ async fn an_empty_data_file_fails_the_period_and_publishes_nothing() {
     .await
     .unwrap();
     assert!(report.files.len() > 1, "a delivery of several files");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let (_, manifest) = july_manifest(dir);
     let named = manifest["dataFiles"][0].as_str().expect("a data file");
     let name = named.rsplit('/').next().unwrap().to_owned();
-    std::fs::write(source.join("data/BILLING_PERIOD=2025-07").join(&name), b"").unwrap();
+    let path = source.join("data/BILLING_PERIOD=2025-07").join(&name);
+    (name, path)
+}
+
+/// The data files staged for July.
+fn staged_july(dir: &Path) -> Vec<String> {
+    let staged = dir.join(format!("staging/year=2025/month=7/payer-{PAYER}"));
+    let mut held: Vec<String> = std::fs::read_dir(&staged)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    held.sort();
+    held
+}
+
+/// Runs July, then AWS delivers it again in several files and `spoil` spoils the first
+/// one the manifest names: the run must fail the period (exit 1) and report no waste,
+/// the final tables keep the first delivery's numbers exactly, and the ledger does not
+/// mark the month analysed, so the next run tries again. The spoiled file's name and
+/// July's summary line.
+async fn a_spoiled_redelivery_is_refused(spoil: impl FnOnce(&Path)) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    let ri_before = held(dir.path(), "ri_wastage_hourly").await;
+    let sp_before = held(dir.path(), "sp_wastage_hourly").await;
+    assert!(ri_before.0 > 0 && sp_before.0 > 0);
+
+    let (name, file) = redeliver_july_in_files(dir.path()).await;
+    spoil(&file);
 
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(1), "{summary}");
-    let line = july_line(&summary);
-    assert!(
-        line.contains("FAILED:") && line.contains(&name) && line.contains("empty (0 bytes)"),
-        "{line}"
-    );
     assert!(
         !summary.contains("RI waste"),
         "no waste is reported: {summary}"
@@ -122,6 +146,125 @@ async fn an_empty_data_file_fails_the_period_and_publishes_nothing() {
     assert_eq!(held(dir.path(), "ri_wastage_hourly").await, ri_before);
     assert_eq!(held(dir.path(), "sp_wastage_hourly").await, sp_before);
     assert!(!july_analysed(dir.path()), "July is not marked analysed");
+    (name, july_line(&summary))
+}
+
+/// A delivery whose data file is empty (0 bytes, named by the manifest) used to be analysed
+/// as if it held nothing: "RI waste $0.00 … every commitment reconciles", exit 0, the month
+/// marked analysed. Now the period fails naming the file and publishes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_data_file_fails_the_period_and_publishes_nothing() {
+    let (name, line) = a_spoiled_redelivery_is_refused(|file| {
+        std::fs::write(file, b"").unwrap();
+    })
+    .await;
+    assert!(
+        line.contains("FAILED:") && line.contains(&name) && line.contains("empty (0 bytes)"),
+        "{line}"
+    );
+}
+
+/// A delivery whose data file lacks a column the analytics read (here the cost every
+/// line item has) used to be analysed with that file's costs read as null: exit 0, other
+/// numbers, the month marked analysed. Now the period fails naming the file and the
+/// column, and publishes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_without_a_column_the_analytics_read_fails_the_period() {
+    let (name, line) = a_spoiled_redelivery_is_refused(|file| {
+        let bytes = bytes::Bytes::from(std::fs::read(file).unwrap());
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes,
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader
+            .map(|batch| {
+                let batch = batch.unwrap();
+                let keep: Vec<usize> = (0..batch.num_columns())
+                    .filter(|&i| batch.schema().field(i).name() != "line_item_unblended_cost")
+                    .collect();
+                batch.project(&keep).unwrap()
+            })
+            .collect();
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(file).unwrap(),
+            batches[0].schema(),
+            None,
+        )
+        .unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+    })
+    .await;
+    let reason = format!(
+        ": {name} has no column line_item_unblended_cost, which the analytics read (its rows would read as null); check that the export includes every column docs/analytics.md lists; runs fail on this period until the delivery holds it"
+    );
+    assert!(
+        line.starts_with(&format!(
+            "  2025-07  FAILED: could not register staged CUR for payer {PAYER} period 2025-07 at "
+        )) && line.ends_with(&reason),
+        "{line}"
+    );
+}
+
+/// A manifest naming no data files (AWS delivers empty months for new payers) used to
+/// leave the previous delivery staged and its numbers in the final tables, the run saying
+/// "no data". Now it is a delivery of nothing: `plan` says so, the run deletes the staged
+/// files, removes July from the final tables, says so, exits 0 and marks the delivery
+/// analysed, so the next run finds it already synchronized.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_manifest_empties_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(held(dir.path(), "ri_wastage_hourly").await.0 > 0);
+    assert_eq!(staged_july(dir.path()), ["cur2-001-00001.snappy.parquet"]);
+
+    // AWS delivers July again, empty; the earlier data files stay in the source folder.
+    let (path, mut manifest) = july_manifest(dir.path());
+    manifest["executionId"] = "empty-july".into();
+    manifest["dataFiles"] = serde_json::json!([]);
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "plan", "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        july_line(&String::from_utf8_lossy(&out.stdout)),
+        format!(
+            "  2025-07  empty delivery: the manifest names no data files; to delete 1, then 2025-07 to be cleared from the final tables"
+        )
+    );
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(
+        july_line(&summary),
+        format!(
+            "  2025-07  empty delivery: the manifest names no data files; the final tables hold nothing for 2025-07; 1 staged file deleted"
+        )
+    );
+    assert!(summary.ends_with("status: success\n"), "{summary}");
+    assert_eq!(staged_july(dir.path()), Vec::<String>::new());
+    for table in ["ri_wastage_hourly", "sp_wastage_hourly"] {
+        assert_eq!(held(dir.path(), table).await.0, 0, "{table}");
+    }
+    let ledger = july_ledger(dir.path());
+    assert_eq!(ledger["delivery"], "empty-july");
+    assert!(july_analysed(dir.path()), "the empty delivery is analysed");
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(july_line(&summary), "  2025-07  Already synchronized");
 }
 
 /// A local source folder that does not exist used to read as "no data" (exit 0) on every

@@ -92,6 +92,34 @@ async fn suite(subject: Subject) {
     the_payer_month_is_held_once(&subject, &restated).await;
     breakdown_matches_the_truth(&subject, &restated).await;
     last_processed_is_the_run(&subject, during).await;
+
+    an_empty_delivery_leaves_nothing_of_the_payer_month(&subject).await;
+}
+
+/// `clear_period` (an empty delivery) removes the payer-month from every waste table; the
+/// breakdown then finds nothing.
+async fn an_empty_delivery_leaves_nothing_of_the_payer_month(subject: &Subject) {
+    let name = subject.name;
+    subject
+        .backend
+        .clear_period(&subject.staged())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: clear_period: {e}"));
+    for (table, _) in tables::waste_tables() {
+        assert_eq!(
+            subject.held(table.name).await,
+            (0, 0.0),
+            "{name}: {} holds nothing of the payer-month",
+            table.name
+        );
+    }
+    let breakdown = subject.breakdown().await;
+    assert!(
+        breakdown.top_commitments.is_empty()
+            && breakdown.ri_unused_cost == 0.0
+            && breakdown.sp_unused_cost == 0.0,
+        "{name}: nothing to break down: {breakdown:?}"
+    );
 }
 
 /// The payer table's entries as a settings file would hold them; both backends store them
@@ -496,19 +524,7 @@ impl Subject {
     /// Registers the staged payer-month and runs the analytics on it; the totals, and the
     /// time the run took place in.
     async fn analyse(&self) -> (WasteTotals, (DateTime<Utc>, DateTime<Utc>)) {
-        let url = StoreUrl::parse(&format!("{}/{}", self.root_url, self.staged_prefix())).unwrap();
-        // The backends read the staged files themselves (Snowflake too, to inspect them):
-        // on S3 through the test's store, which carries the test server's credentials.
-        let location = match &self.side {
-            Side::Embedded(_) => Location::open(&url, None).unwrap(),
-            Side::Snowflake(_) => Location::over(&url, Arc::clone(&self.store)),
-        };
-        let staged = StagedPeriod {
-            payer: payer(PAYER),
-            period: july(),
-            location,
-            layout: Layout::Cur2,
-        };
+        let staged = self.staged();
         let started = Utc::now();
         let table = self
             .backend
@@ -526,6 +542,23 @@ impl Subject {
             .totals
             .unwrap_or_else(|| panic!("{}: totals of a successful run", self.name));
         (totals, (started, ended))
+    }
+
+    /// The staged payer-month as the pipeline hands it to the warehouse.
+    fn staged(&self) -> StagedPeriod {
+        let url = StoreUrl::parse(&format!("{}/{}", self.root_url, self.staged_prefix())).unwrap();
+        // The backends read the staged files themselves (Snowflake too, to inspect them):
+        // on S3 through the test's store, which carries the test server's credentials.
+        let location = match &self.side {
+            Side::Embedded(_) => Location::open(&url, None).unwrap(),
+            Side::Snowflake(_) => Location::over(&url, Arc::clone(&self.store)),
+        };
+        StagedPeriod {
+            payer: payer(PAYER),
+            period: july(),
+            location,
+            layout: Layout::Cur2,
+        }
     }
 
     async fn breakdown(&self) -> WasteBreakdown {

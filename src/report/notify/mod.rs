@@ -22,7 +22,7 @@ pub use config::NotifySettings;
 pub(crate) use config::{NotifyProfile, resolve_notify};
 
 use super::sink::{Published, Sink, SinkFuture, Stage};
-use super::{PeriodOutcome, RunReport, Status, Totals};
+use super::{PeriodOutcome, RunReport, Status, Totals, empty_delivery};
 use crate::secrets::{Secret, SecretError};
 
 /// The version of the body's layout; raised on any change a consumer could notice.
@@ -106,8 +106,9 @@ pub(super) fn notification_body(report: &RunReport) -> Value {
             });
             let fields = match &p.outcome {
                 PeriodOutcome::AlreadySynchronized => json!({"outcome": "already_synchronized"}),
-                PeriodOutcome::Planned { counts, .. } => json!({
+                PeriodOutcome::Planned { counts, empty } => json!({
                     "outcome": "planned",
+                    "empty": empty,
                     "files_copied": counts.copied_files,
                     "bytes_copied": counts.copied_bytes,
                     "files_deleted": counts.deleted_files,
@@ -150,6 +151,11 @@ pub(super) fn notification_body(report: &RunReport) -> Value {
                         "analytics": analytics,
                     })
                 }
+                PeriodOutcome::Empty { counts } => json!({
+                    "outcome": "empty",
+                    "reason": empty_delivery(p.period),
+                    "files_deleted": counts.deleted_files,
+                }),
                 PeriodOutcome::Skipped { reason } => {
                     json!({"outcome": "skipped", "reason": reason})
                 }

@@ -35,6 +35,12 @@ const STATUS_FOLDER: &str = "cost_and_usage_data_status";
 /// What a tag column's name starts with; the rest is the tag's key in the map.
 const TAG_COLUMN_PREFIX: &str = "resource_tags_";
 
+/// The column families every legacy report file holds, whatever the payer's usage: the
+/// line items themselves and the bill. The others (`product_*` per product attribute,
+/// `reservation_*` with RIs, `savings_plan_*` with Savings Plans, one column per activated
+/// tag) appear only when some line of the period has them.
+const ALWAYS_WRITTEN: [&str; 2] = ["line_item_", "bill_"];
+
 /// The parts of a legacy CUR manifest discovery needs.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,6 +94,14 @@ pub(super) fn tag_columns(columns: &[String]) -> Vec<TagColumn> {
             })
         })
         .collect()
+}
+
+/// Whether every file of a legacy report holds `column`: it is of a family the report
+/// always writes ([`ALWAYS_WRITTEN`]).
+pub(super) fn always_has(column: &str) -> bool {
+    ALWAYS_WRITTEN
+        .iter()
+        .any(|family| column.starts_with(family))
 }
 
 /// Lists one billing period of a legacy report and checks it against the report's status

@@ -59,6 +59,18 @@ impl Layout {
             Layout::Legacy | Layout::Auto => legacy::tag_columns(columns),
         }
     }
+
+    /// Whether every data file of this layout holds `column` (a CUR 2.0 column name)
+    /// whatever the payer's usage. CUR 2.0's schema is fixed: a payer without RIs still has
+    /// the `reservation_*` columns, null. The legacy report writes a column only when some
+    /// line of the period has it ([`legacy::always_has`]), so a file without one of those is
+    /// a legitimate delivery. `auto` applies the legacy rule, the lenient one.
+    pub fn always_has(self, column: &str) -> bool {
+        match self {
+            Layout::Cur2 => true,
+            Layout::Legacy | Layout::Auto => legacy::always_has(column),
+        }
+    }
 }
 
 /// Discovery failed for a reason other than an incomplete delivery.
@@ -100,7 +112,11 @@ pub enum DiscoverError {
 pub(super) enum DeliveryState {
     /// The delivery is complete: stage `files`.
     Ready,
-    /// The source has no data for this period.
+    /// The manifest names no data files: AWS delivered the period empty (as it does for a
+    /// new payer's first months). A delivery like any other, of nothing: staging mirrors it
+    /// and the final tables hold nothing for the period.
+    Empty,
+    /// The source has no data for this period, and no manifest: nothing delivered yet.
     NoData,
     /// The manifest names files that are not there (yet): skip this run.
     Incomplete {
@@ -299,7 +315,8 @@ async fn read_manifest<M: DeserializeOwned>(
 
 /// Checks a period's listing (keys relative to its folder) against the data files its
 /// manifest names (URLs or object keys with `partition/` in them): the delivery is the
-/// named files; any named file not listed means it is still being written.
+/// named files; any named file not listed means it is still being written, and a manifest
+/// that names none is an empty delivery.
 fn against_manifest(
     listed: Vec<ObjectInfo>,
     named: &[String],
@@ -332,7 +349,7 @@ fn against_manifest(
     let state = if !missing.is_empty() {
         DeliveryState::Incomplete { missing }
     } else if files.is_empty() {
-        DeliveryState::NoData
+        DeliveryState::Empty
     } else {
         DeliveryState::Ready
     };
@@ -407,6 +424,39 @@ pub(super) mod tests {
                 missing: vec!["b.parquet".into()]
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_manifest_naming_no_file_is_an_empty_delivery() {
+        // Stale files of an earlier delivery are not part of it.
+        let (_d, loc) = export_with(
+            &["data/BILLING_PERIOD=2025-07/cur2-001-00001.snappy.parquet"],
+            Some(r#"{"executionId":"x3","dataFiles":[]}"#),
+        )
+        .await;
+        let got = discover(&loc, Layout::Cur2, period()).await.unwrap();
+        assert_eq!(got.state, DeliveryState::Empty);
+        assert_eq!(got.delivery.as_deref(), Some("x3"));
+        assert!(got.files.is_empty());
+    }
+
+    #[test]
+    fn cur2_always_has_a_column_and_legacy_only_its_line_items_and_bill() {
+        for column in ["line_item_unblended_cost", "bill_payer_account_id"] {
+            assert!(Layout::Cur2.always_has(column));
+            assert!(Layout::Legacy.always_has(column));
+            assert!(Layout::Auto.always_has(column));
+        }
+        for column in [
+            "reservation_reservation_a_r_n",
+            "savings_plan_used_commitment",
+            "product_region_code",
+            "resource_tags",
+        ] {
+            assert!(Layout::Cur2.always_has(column));
+            assert!(!Layout::Legacy.always_has(column));
+            assert!(!Layout::Auto.always_has(column));
+        }
     }
 
     #[tokio::test]

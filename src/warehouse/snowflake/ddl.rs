@@ -129,11 +129,7 @@ pub fn cur_view(objects: &PeriodObjects, tag_columns: &[TagColumn]) -> String {
 /// Replaces the payer-period in every final table with the script's `new_…` tables, in
 /// one transaction: readers see the old month or the new one, never both.
 pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
-    let predicate = format!(
-        "payer_id = {} AND billing_period = {}",
-        literal(payer.as_str()),
-        literal(&period.to_string())
-    );
+    let predicate = period_predicate(payer, period);
     let mut out = vec!["BEGIN TRANSACTION".to_owned()];
     for table in &FINAL_TABLES {
         let (name, schema) = (table.name, table.schema());
@@ -143,6 +139,31 @@ pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
         out.push(format!(
             "INSERT INTO {name} ({columns}) SELECT {columns} FROM {NEW_PREFIX}{name}"
         ));
+    }
+    out.push("COMMIT".to_owned());
+    out
+}
+
+/// The rows of one payer-month in a final table. The SQL API binds no value in a
+/// multi-statement request, and a transaction over several tables needs one, so the two
+/// values are literals: a validated payer id (digits) and a billing period curflow formats,
+/// quoted by the typed renderer.
+fn period_predicate(payer: &PayerId, period: BillingPeriod) -> String {
+    format!(
+        "payer_id = {} AND billing_period = {}",
+        literal(payer.as_str()),
+        literal(&period.to_string())
+    )
+}
+
+/// The statements that remove a payer-month from every final table in one transaction
+/// (an empty delivery), creating the tables first if they do not exist yet.
+pub fn clear_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
+    let predicate = period_predicate(payer, period);
+    let mut out = create_final_tables();
+    out.push("BEGIN TRANSACTION".to_owned());
+    for table in &FINAL_TABLES {
+        out.push(format!("DELETE FROM {} WHERE {predicate}", table.name));
     }
     out.push("COMMIT".to_owned());
     out
@@ -283,6 +304,25 @@ mod tests {
         );
         sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::SnowflakeDialect {}, &view)
             .unwrap();
+    }
+
+    #[test]
+    fn an_empty_delivery_clears_the_payer_month_in_one_transaction() {
+        let payer = PayerId::parse("671238551718").unwrap();
+        let period = BillingPeriod::new(2025, 7).unwrap();
+        let statements = clear_period(&payer, period);
+        let creates = create_final_tables().len();
+        assert_eq!(statements[..creates], create_final_tables()[..]);
+        assert_eq!(
+            statements[creates..],
+            [
+                "BEGIN TRANSACTION",
+                "DELETE FROM ri_wastage_hourly WHERE payer_id = '671238551718' AND billing_period = '2025-07'",
+                "DELETE FROM sp_wastage_hourly WHERE payer_id = '671238551718' AND billing_period = '2025-07'",
+                "DELETE FROM commitment_reconciliation WHERE payer_id = '671238551718' AND billing_period = '2025-07'",
+                "COMMIT",
+            ]
+        );
     }
 
     #[test]

@@ -282,9 +282,9 @@ impl Warehouse for Snowflake {
     ) -> Result<SnowflakeTable, WarehouseError> {
         let objects = ddl::PeriodObjects::new(&staged.payer, staged.period);
         // Snowflake infers the schema itself; curflow reads the files' footers first so that
-        // an empty or unreadable file is refused, naming it, and a layout's tag columns can
-        // be mapped.
-        let schema = inspect::staged_files(&staged.location, &ParquetFormat::default())
+        // an empty or unreadable file, or one without a column the analytics read, is
+        // refused, naming it, and a layout's tag columns can be mapped.
+        let schema = inspect::staged_files(staged, &ParquetFormat::default())
             .await
             .map_err(|reason| staged.register_failed(reason))?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -381,5 +381,13 @@ impl Warehouse for Snowflake {
             .collect();
         outcome.totals = Some(totals);
         Ok(outcome)
+    }
+
+    /// One request: the final tables created if missing, then a `DELETE` per table in
+    /// one transaction; a failed statement ends the session and rolls it back.
+    async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
+        let statements = ddl::clear_period(&staged.payer, staged.period);
+        self.run_all(&statements).await?;
+        Ok(())
     }
 }
