@@ -26,7 +26,7 @@ use super::{PeriodOutcome, RunReport, Status, Totals, empty_delivery};
 use crate::secrets::{Secret, SecretError};
 
 /// The version of the body's layout; raised on any change a consumer could notice.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 
 /// The notification could not be delivered. Messages never hold the broker's credentials.
 #[derive(Debug, thiserror::Error)]
