@@ -70,6 +70,10 @@ pub struct TaskArgs {
     /// Billing month of the task, 1-12.
     #[arg(long, allow_negative_numbers = true)]
     pub month: Option<i64>,
+    /// The task month as YYYY-MM (as `report --period` takes it), instead of --year and
+    /// --month.
+    #[arg(long, conflicts_with_all = ["year", "month"])]
+    pub period: Option<String>,
     /// A payer account id (12 digits); repeat for several payers.
     #[arg(long = "payer")]
     pub payers: Vec<String>,
@@ -91,6 +95,7 @@ impl TaskArgs {
         let flags = TaskFlags {
             year: self.year,
             month: self.month,
+            period: self.period.clone(),
             payers: self.payers.clone(),
             env: self.env.clone(),
             partner_id: self.partner_id,

@@ -74,7 +74,7 @@ pub async fn run(
             reason,
         })?;
         let root = data.join(&format!("sources/payer-{payer}/cur2"));
-        let export = Location::open(&root, None)?;
+        let export = Location::local(&root)?;
         for (m, period) in task_period.with_previous(2).into_iter().enumerate() {
             let manifest = format!("metadata/BILLING_PERIOD={period}/cur2-Manifest.json");
             if export.read(&manifest).await?.is_some() {

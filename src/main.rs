@@ -22,6 +22,10 @@ use curflow::storage::{Location, StoreUrl};
 use curflow::task::{BillingPeriod, PayerId, TaskError};
 use curflow::{Error, demo, payer_registry};
 use futures::FutureExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -150,7 +154,7 @@ fn chain(error: &Error) -> String {
     text
 }
 
-/// Log targets capped at `info` whatever `CURFLOW_LOG` says.
+/// Log targets never logged below `info`, whatever `CURFLOW_LOG` says.
 const SECRET_BEARING_LOGS: &[&str] = &[
     "lapin",
     "amq_protocol",
@@ -172,25 +176,32 @@ fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
         Some(LogFormat::Text) => false,
         None => env == Some("prod") && !std::io::stderr().is_terminal(),
     };
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
+    let asked = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,curflow=info"));
     // These libraries log protocol frames and HTTP bodies at debug and trace level, which
-    // hold credentials (the AMQP login, a GetSecretValue answer): never below info.
-    for quiet in SECRET_BEARING_LOGS {
-        if let Ok(directive) = format!("{quiet}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // hold credentials (the AMQP login, a GetSecretValue answer): never below info. The cap
+    // only ever lowers what `CURFLOW_LOG` asks (both filters must let an event through), so
+    // by default they stay at warn.
+    let capped = SECRET_BEARING_LOGS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |caps, target| caps.with_target(*target, LevelFilter::INFO),
+    );
+    let filter = asked.and(capped);
+    // https://no-color.org: a set, non-empty NO_COLOR turns colours off.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour)
         .with_target(false);
     curflow::sync::progress::enable_bars(!json && std::io::stderr().is_terminal());
     if json {
-        builder.json().flatten_event(true).init();
+        let layer = layer.json().flatten_event(true).with_filter(filter);
+        tracing_subscriber::registry().with(layer).init();
     } else {
-        builder.init();
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .init();
     }
 }
 
@@ -246,7 +257,7 @@ async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
                 reason,
             })?;
             let root = StoreUrl::parse(&args.out)?;
-            let export = Location::open(&root, None)?;
+            let export = Location::open(&root, None).await?;
             let mut options =
                 GenerateOptions::new(payer.as_str().to_owned(), period.year(), period.month());
             options.rows = args.rows;
@@ -258,12 +269,12 @@ async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
             let (store, prefix) = export.store();
             let report = generate::generate(store, &prefix, &options).await?;
             println!(
-                "wrote {} rows in {} files ({} bytes) to {root}: RI waste ${:.2}, SP waste ${:.2} over {} commitments",
+                "wrote {} rows in {} files ({}) to {root}: RI waste {}, SP waste {} over {} commitments",
                 report.rows,
                 report.files.len(),
-                report.bytes,
-                report.ri_unused_cost,
-                report.sp_unused_cost,
+                report::human_bytes(report.bytes),
+                report::dollars(report.ri_unused_cost),
+                report::dollars(report.sp_unused_cost),
                 report.commitments
             );
             Ok(None)

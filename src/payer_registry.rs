@@ -49,7 +49,8 @@ pub async fn list(settings: &Settings) -> Result<String, WarehouseError> {
 
 /// Adds or replaces an entry (JSON with settings-file keys).
 pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, WarehouseError> {
-    let config = payer_table_for_writing(&settings.warehouse)?
+    let config = payer_table_for_writing(&settings.warehouse)
+        .await?
         .save_payer(entry_json)
         .await?;
     Ok(format!(
@@ -61,7 +62,8 @@ pub async fn add(settings: &Settings, entry_json: &str) -> Result<String, Wareho
 /// Removes an entry.
 pub async fn remove(settings: &Settings, payer: &PayerId) -> Result<String, WarehouseError> {
     Ok(
-        if payer_table_for_writing(&settings.warehouse)?
+        if payer_table_for_writing(&settings.warehouse)
+            .await?
             .remove_payer(payer)
             .await?
         {

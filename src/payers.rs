@@ -75,9 +75,14 @@ impl PayerConfig {
 /// A task payer with no configuration anywhere.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "payer {0} is not configured: add a [[<env>.payers]] entry with payer_id = \"{0}\" and its source to the settings file"
+    "payer {payer} is not configured in profile {env}: add a [[{env}.payers]] entry with payer_id = \"{payer}\" and its source to the settings file, or `curflow payers add` it to the payer table"
 )]
-pub struct NotConfigured(pub PayerId);
+pub struct NotConfigured {
+    /// The task's payer.
+    pub payer: PayerId,
+    /// The settings profile the run reads.
+    pub env: String,
+}
 
 /// What the run does with one task payer.
 #[derive(Debug, Clone)]
@@ -88,16 +93,20 @@ pub enum Selection {
     Inactive(PayerId),
 }
 
-/// Matches the task's payers, in order, against the configured ones.
+/// Matches the task's payers, in order, against the ones profile `env` configures.
 pub fn select(
     task: &[PayerId],
     configured: &[PayerConfig],
+    env: &str,
 ) -> Result<Vec<Selection>, NotConfigured> {
     task.iter()
         .map(|id| match configured.iter().find(|c| &c.payer_id == id) {
             Some(c) if c.active => Ok(Selection::Process(c.clone())),
             Some(_) => Ok(Selection::Inactive(id.clone())),
-            None => Err(NotConfigured(id.clone())),
+            None => Err(NotConfigured {
+                payer: id.clone(),
+                env: env.to_owned(),
+            }),
         })
         .collect()
 }
@@ -136,15 +145,15 @@ mod tests {
             PayerId::parse("222222222222").unwrap(),
             PayerId::parse("111111111111").unwrap(),
         ];
-        let got = select(&task, &configured).unwrap();
+        let got = select(&task, &configured, "prod").unwrap();
         assert!(matches!(&got[0], Selection::Inactive(id) if id.as_str() == "222222222222"));
         assert!(matches!(&got[1], Selection::Process(c) if c.payer_id.as_str() == "111111111111"));
         let unknown = [PayerId::parse("333333333333").unwrap()];
-        assert!(
-            select(&unknown, &configured)
+        assert_eq!(
+            select(&unknown, &configured, "prod")
                 .unwrap_err()
-                .to_string()
-                .contains("333333333333")
+                .to_string(),
+            "payer 333333333333 is not configured in profile prod: add a [[prod.payers]] entry with payer_id = \"333333333333\" and its source to the settings file, or `curflow payers add` it to the payer table"
         );
     }
 }

@@ -80,7 +80,7 @@ async fn run_with<W: Warehouse + PayerTable>(
 ) -> Result<RunReport, SetupError> {
     let started_at = Utc::now();
     let configured = configured_payers(warehouse, settings).await?;
-    let selections = payers::select(&task.payers, &configured)?;
+    let selections = payers::select(&task.payers, &configured, &settings.env)?;
     let mut sources = Vec::new();
     let mut inactive = Vec::new();
     for selection in selections {

@@ -274,18 +274,15 @@ impl SettingsSource {
             }
         };
         // Parse the file alone first so that an error is blamed on the right source.
-        Profile::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-            SettingsError::Parse {
-                origin: format!("{origin} [{env}]"),
-                message: e.message().to_owned(),
-            }
+        parse_profile(table.clone()).map_err(|message| SettingsError::Parse {
+            origin: format!("{origin} [{env}]"),
+            message,
         })?;
         let overridden = self.apply_overrides(&mut table);
-        let profile =
-            Profile::deserialize(toml::Value::Table(table)).map_err(|e| SettingsError::Parse {
-                origin: format!("from environment ({})", overridden.join(", ")),
-                message: e.message().to_owned(),
-            })?;
+        let profile = parse_profile(table).map_err(|message| SettingsError::Parse {
+            origin: format!("from environment ({})", overridden.join(", ")),
+            message,
+        })?;
         resolve(env, profile)
     }
 
@@ -336,6 +333,19 @@ impl SettingsSource {
 
 /// Sets `table.a.b.c = value` for `path = [a, b, c]`, creating (or replacing non-table)
 /// intermediate tables.
+/// A profile's table as [`Profile`], or the error naming the key it is about
+/// (`concurrency: "many" is not a whole number`), which serde alone does not say.
+fn parse_profile(table: toml::Table) -> Result<Profile, String> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().message().to_owned();
+        match key.as_str() {
+            "" | "." => message,
+            _ => format!("{key}: {message}"),
+        }
+    })
+}
+
 fn set_nested(table: &mut toml::Table, path: &[&str], value: toml::Value) {
     match path {
         [] => {}

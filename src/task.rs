@@ -234,6 +234,8 @@ pub struct TaskFlags {
     pub year: Option<i64>,
     /// `--month`
     pub month: Option<i64>,
+    /// `--period YYYY-MM`, instead of `--year` and `--month`
+    pub period: Option<String>,
     /// `--payer`, repeatable
     pub payers: Vec<String>,
     /// `--env`; defaults to `local` when the task comes from flags
@@ -244,7 +246,11 @@ pub struct TaskFlags {
 
 impl TaskFlags {
     fn is_empty(&self) -> bool {
-        self.year.is_none() && self.month.is_none() && self.payers.is_empty() && self.env.is_none()
+        self.year.is_none()
+            && self.month.is_none()
+            && self.period.is_none()
+            && self.payers.is_empty()
+            && self.env.is_none()
     }
 }
 
@@ -253,12 +259,12 @@ impl TaskInput {
     pub fn from_sources(json: Option<&str>, flags: &TaskFlags) -> Result<Self, TaskError> {
         match (json, flags.is_empty()) {
             (Some(_), false) => Err(TaskError::Source(
-                "task input given twice: unset TASK_INPUT_JSON or drop --year/--month/--payer/--env",
+                "task input given twice: unset TASK_INPUT_JSON or drop --year/--month/--period/--payer/--env",
             )),
             (Some(text), true) => Self::from_json(text),
             (None, false) => Self::from_flags(flags),
             (None, true) => Err(TaskError::Source(
-                "no task: set TASK_INPUT_JSON or pass --year, --month and --payer",
+                "no task: set TASK_INPUT_JSON or pass --year and --month (or --period YYYY-MM) and --payer",
             )),
         }
     }
@@ -322,9 +328,13 @@ impl TaskInput {
 
     /// Validates a task given as flags; `env` defaults to `local`.
     pub fn from_flags(flags: &TaskFlags) -> Result<Self, TaskError> {
-        let year = flags.year.ok_or(TaskError::Missing("year"))?;
-        let month = flags.month.ok_or(TaskError::Missing("month"))?;
-        let period = BillingPeriod::new(year, month)?;
+        let period = match &flags.period {
+            Some(text) => BillingPeriod::parse(text)?,
+            None => BillingPeriod::new(
+                flags.year.ok_or(TaskError::Missing("year"))?,
+                flags.month.ok_or(TaskError::Missing("month"))?,
+            )?,
+        };
         let env = flags.env.clone().unwrap_or_else(|| "local".into());
         Self::validated(
             period,
@@ -512,5 +522,36 @@ mod tests {
             ..TaskFlags::default()
         };
         assert_eq!(TaskInput::from_flags(&flags).unwrap().payers.len(), 1);
+    }
+
+    #[test]
+    fn a_period_flag_is_the_same_task_as_year_and_month() {
+        let payers = vec!["671238551718".to_owned()];
+        let by_parts = TaskFlags {
+            year: Some(2025),
+            month: Some(7),
+            payers: payers.clone(),
+            ..TaskFlags::default()
+        };
+        let by_period = TaskFlags {
+            period: Some("2025-07".into()),
+            payers,
+            ..TaskFlags::default()
+        };
+        let (a, b) = (
+            TaskInput::from_flags(&by_parts).unwrap(),
+            TaskInput::from_flags(&by_period).unwrap(),
+        );
+        assert_eq!((a.period, a.payers), (b.period, b.payers));
+        let bad = TaskFlags {
+            period: Some("2025-7".into()),
+            ..by_period
+        };
+        assert!(
+            TaskInput::from_flags(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("YYYY-MM")
+        );
     }
 }

@@ -23,6 +23,7 @@ mod truth_file;
 mod usage;
 mod writer;
 
+use crate::warehouse::order_free_sum;
 use std::sync::Arc;
 
 use datafusion::arrow::error::ArrowError;
@@ -304,8 +305,9 @@ pub async fn generate(
         ground_truth: vec![ri_key.to_string(), sp_key.to_string()],
         rows: written.iter().map(|w| w.rows).sum(),
         bytes: written.iter().map(|w| w.bytes).sum(),
-        ri_unused_cost: truth.ri.iter().map(|f| f.unused_cost).sum(),
-        sp_unused_cost: truth.sp_unused.iter().sum(),
+        // Summed as the run sums the final tables' rows, so that both print the same cents.
+        ri_unused_cost: order_free_sum(truth.rows.ri.iter().map(|r| r.unused_cost)),
+        sp_unused_cost: order_free_sum(truth.rows.sp.iter().map(|r| r.unused_cost)),
         commitments: model.reservations.len() + model.savings_plans.len(),
     };
     tracing::info!(

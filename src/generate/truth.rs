@@ -154,8 +154,6 @@ pub(crate) struct Truth {
     pub(crate) rows: GroundTruth,
     /// One per reservation, in model order.
     pub(crate) ri: Vec<RiFacts>,
-    /// Unused commitment over the period, in USD, one per Savings Plan in model order.
-    pub(crate) sp_unused: Vec<f64>,
 }
 
 /// One application's part of one hour of a commitment.
@@ -270,14 +268,11 @@ pub(crate) fn compute(model: &Model) -> Truth {
             ..f
         });
     }
-    let mut sp_unused = Vec::with_capacity(model.savings_plans.len());
     for sp in &model.savings_plans {
         let usage = Usage::new(&sp.hours);
-        let mut total_unused = 0.0;
         for h in sp.active.clone() {
             let (used, parts) = usage.hour(h);
             let unused = sp.commitment - used;
-            total_unused += unused;
             rows.sp.extend(parts.into_iter().map(|p| SpTruthRow {
                 payer_id: payer.clone(),
                 billing_period: billing_period.clone(),
@@ -294,13 +289,8 @@ pub(crate) fn compute(model: &Model) -> Truth {
                 attribution: p.attribution,
             }));
         }
-        sp_unused.push(total_unused);
     }
-    Truth {
-        rows,
-        ri: facts,
-        sp_unused,
-    }
+    Truth { rows, ri: facts }
 }
 
 /// Capacity and rate of a reservation, exactly as the analytics derive them from its
@@ -438,9 +428,6 @@ mod tests {
             assert!(close(sum(|r| r.unused_commitment), sp.commitment - used));
             assert!(close(sum(|r| r.unused_cost), sp.commitment - used));
         }
-        let sp_unused: f64 = truth.sp_unused.iter().sum();
-        let from_rows: f64 = truth.rows.sp.iter().map(|r| r.unused_cost).sum();
-        assert!(close(sp_unused, from_rows));
     }
 
     #[test]

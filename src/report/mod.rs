@@ -18,8 +18,7 @@ pub(crate) use metrics::{MetricsProfile, resolve_metrics};
 pub use notify::{NotifyError, NotifySettings};
 pub(crate) use notify::{NotifyProfile, resolve_notify};
 pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
-pub(crate) use summary::dollars;
-pub use summary::render_summary;
+pub use summary::{dollars, human_bytes, render_summary};
 
 use std::time::Duration;
 

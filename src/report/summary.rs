@@ -9,8 +9,9 @@ use futures::FutureExt;
 use super::sink::{Published, Sink, SinkFuture, Stage};
 use super::{PeriodOutcome, RunReport, Status, SyncCounts, empty_delivery};
 
-/// Bytes in the units people read: 1.2 MB, 3.4 GB.
-fn human_bytes(bytes: u64) -> String {
+/// Bytes in the units people read, powers of 1000 as the progress bar shows them: 1.2 MB,
+/// 3.4 GB.
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -25,8 +26,9 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Dollars with cents and thousands separators: $12,345.67.
-pub(crate) fn dollars(amount: f64) -> String {
+/// Dollars with cents and thousands separators: $12,345.67. Every amount curflow prints
+/// goes through here, so every command rounds alike.
+pub fn dollars(amount: f64) -> String {
     let cents = (amount * 100.0).round() as i64;
     let (sign, cents) = if cents < 0 {
         ("-", -cents)

@@ -239,9 +239,9 @@ impl Location {
         transfer: &Transfer,
     ) -> Result<Self, StorageError> {
         if url.0.scheme() != "s3" {
-            let mut opened = Self::open(url, access.region.as_deref())?;
-            opened.transfer = *transfer;
-            return Ok(opened);
+            let mut local = Self::local(url)?;
+            local.transfer = *transfer;
+            return Ok(local);
         }
         let bucket = url.0.host_str().unwrap_or_default().to_owned();
         let sdk = access.sdk_config(&transfer.retry).await;
@@ -290,33 +290,30 @@ impl Location {
         })
     }
 
-    /// Opens the store behind `url` with object_store alone (no server-side copies). S3
-    /// credentials and endpoint come from the standard `AWS_*` environment variables;
-    /// `region` overrides the environment's region.
-    pub fn open(url: &StoreUrl, region: Option<&str>) -> Result<Self, StorageError> {
-        let store: Arc<dyn ObjectStore> = match url.0.scheme() {
-            "s3" => {
-                let bucket = url.0.host_str().unwrap_or_default();
-                let policy = RetryPolicy::default();
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry::object_store_retry(&policy));
-                if let Some(region) = region {
-                    builder = builder.with_region(region);
-                }
-                let store = builder.build().map_err(|source| StorageError::Store {
-                    op: "open",
-                    url: url.to_string(),
-                    source,
-                })?;
-                Arc::new(Resilient::new(Arc::new(store), policy))
-            }
-            _ => Arc::new(LocalFileSystem::new()),
+    /// Opens `url` reached as the default AWS credential chain (environment, shared config
+    /// and credentials files with `AWS_PROFILE`, SSO, web identity, container and instance
+    /// credentials), in `region` if given, with the default [`Transfer`]: the warehouse,
+    /// `curflow generate`, anything that is not a payer's source or the staging store.
+    pub async fn open(url: &StoreUrl, region: Option<&str>) -> Result<Self, StorageError> {
+        let access = Access {
+            region: region.map(str::to_owned),
+            ..Access::default()
         };
+        Self::connect(url, &access, &Transfer::default()).await
+    }
+
+    /// Opens a local folder (`file://` or a path), synchronously: nothing to reach.
+    pub fn local(url: &StoreUrl) -> Result<Self, StorageError> {
+        if url.0.scheme() != "file" {
+            return Err(StorageError::BadUrl {
+                url: url.to_string(),
+                reason: "not a local folder".into(),
+            });
+        }
         Ok(Self {
             prefix: url.key_prefix(),
             url: url.clone(),
-            store,
+            store: Arc::new(LocalFileSystem::new()),
             s3: None,
             transfer: Transfer::default(),
         })
@@ -658,11 +655,8 @@ mod tests {
     #[tokio::test]
     async fn lists_relative_keys_and_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Location::open(
-            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
-            None,
-        )
-        .unwrap();
+        let root =
+            Location::local(&StoreUrl::parse(dir.path().to_str().unwrap()).unwrap()).unwrap();
         let src = root.child("src");
         src.write("a/one.parquet", b"hello".to_vec()).await.unwrap();
         let listed = src.list("").await.unwrap();

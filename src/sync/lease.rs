@@ -217,11 +217,8 @@ mod tests {
     #[tokio::test]
     async fn one_holder_at_a_time_and_expired_leases_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let staging = Location::open(
-            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
-            None,
-        )
-        .unwrap();
+        let staging =
+            Location::local(&StoreUrl::parse(dir.path().to_str().unwrap()).unwrap()).unwrap();
         let payer = PayerId::parse("111111111111").unwrap();
         let first = Lease::acquire(&staging, &payer, Duration::from_secs(60))
             .await

@@ -38,7 +38,7 @@ impl Progress {
         let bar = BARS.load(Ordering::Relaxed).then(|| {
             let bar = ProgressBar::new(bytes);
             if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             ) {
                 bar.set_style(style.progress_chars("=> "));
             }

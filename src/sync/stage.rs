@@ -318,11 +318,8 @@ mod tests {
     async fn export_and_staging() -> ((tempfile::TempDir, tempfile::TempDir), Location, Location) {
         let (source, export) = export_with(&[DATA], Some(MANIFEST)).await;
         let dir = tempfile::tempdir().unwrap();
-        let staging = Location::open(
-            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
-            None,
-        )
-        .unwrap();
+        let staging =
+            Location::local(&StoreUrl::parse(dir.path().to_str().unwrap()).unwrap()).unwrap();
         ((source, dir), export, staging)
     }
 

@@ -36,7 +36,7 @@ pub enum BackendTable {
 pub async fn open(settings: &WarehouseSettings) -> Result<Backend, WarehouseError> {
     Ok(match settings {
         WarehouseSettings::Embedded { dir, keep_replaced } => Backend::Embedded(
-            Embedded::new(Location::open(dir, None)?).keep_replaced(*keep_replaced),
+            Embedded::new(Location::open(dir, None).await?).keep_replaced(*keep_replaced),
         ),
         WarehouseSettings::Snowflake(snowflake) => {
             Backend::Snowflake(Snowflake::connect(snowflake).await?)
@@ -47,9 +47,13 @@ pub async fn open(settings: &WarehouseSettings) -> Result<Backend, WarehouseErro
 /// The warehouse whose payer table curflow writes (`curflow payers add` and `remove`): the
 /// embedded one. Snowflake's payer table belongs to its owners, and is refused before
 /// anything is read.
-pub fn payer_table_for_writing(settings: &WarehouseSettings) -> Result<Embedded, WarehouseError> {
+pub async fn payer_table_for_writing(
+    settings: &WarehouseSettings,
+) -> Result<Embedded, WarehouseError> {
     match settings {
-        WarehouseSettings::Embedded { dir, .. } => Ok(Embedded::new(Location::open(dir, None)?)),
+        WarehouseSettings::Embedded { dir, .. } => {
+            Ok(Embedded::new(Location::open(dir, None).await?))
+        }
         WarehouseSettings::Snowflake(_) => Err(WarehouseError::PayerTableReadOnly),
     }
 }

@@ -422,7 +422,9 @@ impl Subject {
             keep_replaced: curflow::warehouse::DEFAULT_KEEP_REPLACED,
         };
         let backend = curflow::warehouse::open(&settings).await.unwrap();
-        let writer = curflow::warehouse::payer_table_for_writing(&settings).unwrap();
+        let writer = curflow::warehouse::payer_table_for_writing(&settings)
+            .await
+            .unwrap();
         Self {
             name: "embedded",
             backend,
@@ -550,7 +552,7 @@ impl Subject {
         // The backends read the staged files themselves (Snowflake too, to inspect them):
         // on S3 through the test's store, which carries the test server's credentials.
         let location = match &self.side {
-            Side::Embedded(_) => Location::open(&url, None).unwrap(),
+            Side::Embedded(_) => Location::local(&url).unwrap(),
             Side::Snowflake(_) => Location::over(&url, Arc::clone(&self.store)),
         };
         StagedPeriod {

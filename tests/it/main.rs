@@ -2,6 +2,7 @@
 //! makes in temporary folders. One test binary (see INFRA.md: each binary links DataFusion).
 
 mod attribution;
+mod aws_profile;
 mod bad_input;
 mod broken_source;
 mod conformance;
@@ -10,6 +11,7 @@ mod demo;
 mod fault_proxy;
 mod faults;
 mod legacy;
+mod operator;
 mod ops;
 mod payers;
 mod progress;

@@ -13,7 +13,7 @@ const PAYER: &str = "671238551718";
 
 /// `inner` run by `script -qefc … /dev/null`, which gives it a pseudo-terminal and copies
 /// everything it writes there to our stdout.
-fn under_terminal(inner: &Command) -> Command {
+pub fn under_terminal(inner: &Command) -> Command {
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
     let line: Vec<String> = std::iter::once(inner.get_program())
         .chain(inner.get_args())
@@ -112,6 +112,8 @@ async fn progress_bar_on_a_terminal_and_plain_lines_otherwise() {
         .unwrap_or_else(|| panic!("a progress bar line: {screen:?}"));
     assert!(bar.contains("payer 671238551718 2025-07"), "{bar:?}");
     assert!(bar.contains("B/s"), "rate in {bar:?}");
+    // The units the summary uses (kB, MB: powers of 1000), not KiB or MiB.
+    assert!(!bar.contains("iB"), "decimal units in {bar:?}");
     assert!(bar.contains('[') && bar.contains(']'), "bar in {bar:?}");
     assert!(
         screen.contains("\u{1b}["),

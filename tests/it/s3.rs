@@ -37,8 +37,16 @@ async fn assert_mirrored(
 
 /// "RI waste $1,234.56" in a run summary → 1234.56.
 pub fn ri_waste(summary: &str) -> f64 {
-    let at = summary.find("RI waste $").expect("summary shows RI waste") + "RI waste $".len();
-    let number: String = summary[at..]
+    dollars_after(summary, "RI waste $")
+}
+
+/// The amount written right after `label` in `text` ("…$1,234.56" → 1234.56).
+pub fn dollars_after(text: &str, label: &str) -> f64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    let number: String = text[at..]
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
         .collect();

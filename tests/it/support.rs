@@ -42,7 +42,7 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
 /// The embedded warehouse's final tables under `dir`.
 pub fn final_tables(dir: &Path) -> curflow::warehouse::Embedded {
     let url = curflow::storage::StoreUrl::parse(dir.to_str().expect("utf-8 path")).unwrap();
-    curflow::warehouse::Embedded::new(curflow::storage::Location::open(&url, None).unwrap())
+    curflow::warehouse::Embedded::new(curflow::storage::Location::local(&url).unwrap())
 }
 
 /// Reads a Delta table with delta-rs from Python (`TEST_PYTHON`, set by scripts/test) and

@@ -222,7 +222,7 @@ mod tests {
     async fn report(files: &[&str]) -> (tempfile::TempDir, Location) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("cur").join("legacy-cur");
-        let loc = Location::open(&StoreUrl::parse(root.to_str().unwrap()).unwrap(), None).unwrap();
+        let loc = Location::local(&StoreUrl::parse(root.to_str().unwrap()).unwrap()).unwrap();
         for f in files {
             loc.write(f, b"PAR1".to_vec()).await.unwrap();
         }

@@ -368,11 +368,7 @@ pub(super) mod tests {
         manifest: Option<&str>,
     ) -> (tempfile::TempDir, Location) {
         let dir = tempfile::tempdir().unwrap();
-        let loc = Location::open(
-            &StoreUrl::parse(dir.path().to_str().unwrap()).unwrap(),
-            None,
-        )
-        .unwrap();
+        let loc = Location::local(&StoreUrl::parse(dir.path().to_str().unwrap()).unwrap()).unwrap();
         for f in files {
             loc.write(f, b"PAR1".to_vec()).await.unwrap();
         }

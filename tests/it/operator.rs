@@ -1,0 +1,143 @@
+//! What an operator notices from one command to the next: money printed one way (the same
+//! cents from `generate` and `run` on the same data), `run --period` as `report` takes it,
+//! a settings error that names its key, "not configured" naming the profile, and logs
+//! without colours under `NO_COLOR`.
+
+use crate::progress::under_terminal;
+use crate::support::{curflow, one_payer_settings, run};
+
+const PAYER: &str = "671238551718";
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The dollar amount written right after `label` ("SP waste " → "$6,175.37").
+fn amount<'a>(text: &'a str, label: &str) -> &'a str {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    let rest = &text[at..];
+    let end = rest
+        .find(|c: char| !(c == '$' || c == ',' || c == '.' || c.is_ascii_digit()))
+        .unwrap_or(rest.len());
+    // A comma or full stop right after the amount ends the sentence, not the number.
+    rest[..end].trim_end_matches([',', '.'])
+}
+
+#[test]
+fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "generate",
+            "--out",
+            source.to_str().unwrap(),
+            "--payer",
+            PAYER,
+            "--year",
+            "2025",
+            "--month",
+            "7",
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let generated = text(&out);
+    let settings = one_payer_settings(dir.path(), PAYER, &source);
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "run", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = text(&out);
+    assert!(summary.contains("periods 2025-07"), "{summary}");
+    for kind in ["RI waste ", "SP waste "] {
+        assert_eq!(
+            amount(&generated, kind),
+            amount(&summary, kind),
+            "{kind}: {generated}\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_settings_error_names_its_key_and_not_configured_names_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("curflow.toml");
+    std::fs::write(
+        &settings,
+        "[dev]\nstaging = \"st\"\nwarehouse_dir = \"wh\"\nconcurrency = \"many\"\n",
+    )
+    .unwrap();
+    let config = settings.to_str().unwrap();
+    let task = [
+        "run", "--config", config, "--env", "dev", "--period", "2025-07", "--payer", PAYER,
+    ];
+    let out = run(curflow(dir.path(), &task));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!("error: settings {config} [dev]: concurrency: \"many\" is not a whole number")
+    );
+    std::fs::write(
+        &settings,
+        "[dev]\nstaging = \"st\"\nwarehouse_dir = \"wh\"\n",
+    )
+    .unwrap();
+    let mut overridden = curflow(dir.path(), &task);
+    overridden.env("CURFLOW_CONCURRENCY", "lots");
+    let out = run(overridden);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: settings from environment (CURFLOW_CONCURRENCY): concurrency: \"lots\" is not a whole number"
+    );
+    let out = run(curflow(dir.path(), &task));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "payer {PAYER} is not configured in profile dev: add a [[dev.payers]] entry"
+        )),
+        "{stderr}"
+    );
+}
+
+/// Select Graphic Rendition sequences (`ESC [ … m`): colours and bold, not cursor moves.
+fn has_colour(screen: &str) -> bool {
+    screen.split('\u{1b}').skip(1).any(|seq| {
+        seq.strip_prefix('[').is_some_and(|rest| {
+            let params = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';');
+            params.starts_with('m')
+        })
+    })
+}
+
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run that logs an error: the payer's source root does not exist.
+    let settings = one_payer_settings(dir.path(), PAYER, &dir.path().join("no-such-export"));
+    let task = [
+        "run", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+    ];
+    let mut coloured = curflow(dir.path(), &task);
+    coloured.env_remove("NO_COLOR").env("CURFLOW_LOG", "info");
+    let screen = String::from_utf8_lossy(&run(under_terminal(&coloured)).stdout).into_owned();
+    assert!(screen.contains("no CUR export"), "{screen:?}");
+    assert!(has_colour(&screen), "coloured on a terminal: {screen:?}");
+    let mut plain = curflow(dir.path(), &task);
+    plain.env("NO_COLOR", "1").env("CURFLOW_LOG", "info");
+    let screen = String::from_utf8_lossy(&run(under_terminal(&plain)).stdout).into_owned();
+    assert!(screen.contains("no CUR export"), "{screen:?}");
+    assert!(!has_colour(&screen), "NO_COLOR: {screen:?}");
+}
