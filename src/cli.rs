@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::report::Output;
 use crate::sync::Layout;
 use crate::task::{TaskError, TaskFlags, TaskInput};
 
@@ -16,6 +17,16 @@ pub struct Cli {
     /// pipelines. Default: text, except json in the `prod` profile when stderr is not a terminal.
     #[arg(long, global = true, value_enum, env = "CURFLOW_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// What `run`, `plan` and `report` print on stdout: `text`, or one JSON document
+    /// (logs stay on stderr).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CURFLOW_OUTPUT"
+    )]
+    pub output: Output,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -101,6 +112,28 @@ impl TaskArgs {
             partner_id: self.partner_id,
         };
         TaskInput::from_sources(self.task_json.as_deref(), &flags)
+    }
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Plan(_) => "plan",
+            Command::Generate(_) => "generate",
+            Command::Payers(_) => "payers",
+            Command::Report(_) => "report",
+            Command::Demo(_) => "demo",
+        }
+    }
+
+    /// Whether `--output json` applies.
+    pub fn prints_json(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_) | Command::Plan(_) | Command::Report(_)
+        )
     }
 }
 

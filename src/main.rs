@@ -16,7 +16,7 @@ use clap::Parser;
 use curflow::cli::{Cli, Command, LogFormat, PayersAction, TaskArgs};
 use curflow::generate::{self, GenerateOptions};
 use curflow::pipeline::{self, Mode};
-use curflow::report::{self, Delivery, RunReport, Status};
+use curflow::report::{self, Delivery, Output, RunReport, Status};
 use curflow::settings::SettingsSource;
 use curflow::storage::{Location, StoreUrl};
 use curflow::task::{BillingPeriod, PayerId, TaskError};
@@ -36,6 +36,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if cli.output == Output::Json && !cli.command.prints_json() {
+        eprintln!(
+            "error: --output json is for run, plan and report; {} prints text only: drop --output",
+            cli.command.name()
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Run(args) => {
             let mode = match (args.dry_run, args.stage_only) {
@@ -43,12 +50,12 @@ fn main() -> ExitCode {
                 (false, true) => Mode::Stage,
                 (false, false) => Mode::Run,
             };
-            run_task(&runtime, cli.log_format, &args.task, mode)
+            run_task(&runtime, cli.log_format, cli.output, &args.task, mode)
         }
-        Command::Plan(args) => run_task(&runtime, cli.log_format, &args, Mode::Plan),
+        Command::Plan(args) => run_task(&runtime, cli.log_format, cli.output, &args, Mode::Plan),
         command => {
             init_logging(cli.log_format, None);
-            match runtime.block_on(execute(command)) {
+            match runtime.block_on(execute(command, cli.output)) {
                 Ok(Some(report)) => {
                     print!("{}", report::render_summary(&report));
                     exit_code(report.status(), false)
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
 fn run_task(
     runtime: &tokio::runtime::Runtime,
     format: Option<LogFormat>,
+    output: Output,
     args: &TaskArgs,
     mode: Mode,
 ) -> ExitCode {
@@ -113,8 +121,10 @@ fn run_task(
     // A plan publishes nothing; its summary is still printed. A fatal report has no
     // summary: its one `error:` line goes to stderr instead.
     let sinks = match mode {
-        Mode::Plan => report::plan_sinks(),
-        Mode::Run | Mode::Stage => report::sinks(&settings.metrics, settings.notify.as_ref()),
+        Mode::Plan => report::plan_sinks(output),
+        Mode::Run | Mode::Stage => {
+            report::sinks(&settings.metrics, settings.notify.as_ref(), output)
+        }
     };
     let published = runtime.block_on(report::publish(&report, &sinks));
     if let Some(error) = &report.fatal {
@@ -206,7 +216,7 @@ fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
 }
 
 /// The commands that neither publish nor take the fatal path: demo, report and generate.
-async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
+async fn execute(command: Command, output: Output) -> Result<Option<RunReport>, Error> {
     match command {
         // Handled by `run_task`.
         Command::Run(_) | Command::Plan(_) => Ok(None),
@@ -245,7 +255,7 @@ async fn execute(command: Command) -> Result<Option<RunReport>, Error> {
                 .unwrap_or_else(|| curflow::waste_report::default_path(&payer, period));
             print!(
                 "{}",
-                curflow::waste_report::run(&settings, &payer, period, &html).await?
+                curflow::waste_report::run(&settings, &payer, period, &html, output).await?
             );
             Ok(None)
         }

@@ -4,7 +4,9 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::report::{dollars, render_html};
+use serde_json::json;
+
+use crate::report::{Output, dollars, render_html};
 use crate::settings::Settings;
 use crate::task::{BillingPeriod, PayerId};
 use crate::warehouse::{self, WarehouseError, WasteBreakdown, WasteReader};
@@ -41,12 +43,14 @@ pub fn default_path(payer: &PayerId, period: BillingPeriod) -> PathBuf {
     PathBuf::from(format!("curflow-waste-{payer}-{period}.html"))
 }
 
-/// Reads the breakdown, writes the HTML to `html`, and returns the text summary.
+/// Reads the breakdown, writes the HTML to `html`, and returns what to print: the text
+/// summary, or with [`Output::Json`] the breakdown as one JSON document.
 pub async fn run(
     settings: &Settings,
     payer: &PayerId,
     period: BillingPeriod,
     html: &Path,
+    output: Output,
 ) -> Result<String, ReportError> {
     let breakdown = warehouse::open(&settings.warehouse)
         .await?
@@ -62,7 +66,46 @@ pub async fn run(
         path: html.to_owned(),
         source,
     })?;
-    Ok(render_text(&breakdown, html))
+    Ok(match output {
+        Output::Text => render_text(&breakdown, html),
+        Output::Json => format!("{:#}\n", render_json(&breakdown, html)),
+    })
+}
+
+/// The version of [`render_json`]'s layout; raised on any change a consumer could notice
+/// (fields are only added within a version).
+const JSON_VERSION: u32 = 1;
+
+/// The breakdown as `curflow report --output json` prints it (docs/analytics.md): amounts
+/// in USD as numbers, the top commitments and every application, largest first.
+fn render_json(b: &WasteBreakdown, html: &Path) -> serde_json::Value {
+    let commitments: Vec<_> = b
+        .top_commitments
+        .iter()
+        .map(|c| json!({"kind": c.kind, "arn": c.arn, "unused_cost": c.unused_cost}))
+        .collect();
+    let applications: Vec<_> = b
+        .applications
+        .iter()
+        .map(|a| {
+            json!({
+                "application": a.application,
+                "ri_unused_cost": a.ri_unused_cost,
+                "sp_unused_cost": a.sp_unused_cost,
+            })
+        })
+        .collect();
+    json!({
+        "schema_version": JSON_VERSION,
+        "payer_id": b.payer.as_str(),
+        "billing_period": b.period.to_string(),
+        "hours": b.hours,
+        "ri_unused_cost": b.ri_unused_cost,
+        "sp_unused_cost": b.sp_unused_cost,
+        "top_commitments": commitments,
+        "applications": applications,
+        "html": html.display().to_string(),
+    })
 }
 
 fn render_text(b: &WasteBreakdown, html: &Path) -> String {

@@ -242,19 +242,34 @@ impl Totals {
 
 /// The sinks a profile's `[<env>.notify]` and `[<env>.metrics]` configure for a run, in
 /// their order: the notification (when set), each metrics kind, then the summary.
-pub fn sinks(metrics: &MetricsSettings, notify: Option<&NotifySettings>) -> Vec<Box<dyn Sink>> {
+pub fn sinks(
+    metrics: &MetricsSettings,
+    notify: Option<&NotifySettings>,
+    output: Output,
+) -> Vec<Box<dyn Sink>> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(notify) = notify {
         sinks.push(Box::new(notify::Notification(notify.clone())));
     }
     sinks.extend(metrics::sinks(metrics));
-    sinks.push(Box::new(summary::Summary));
+    sinks.push(Box::new(summary::Summary(output)));
     sinks
 }
 
 /// The sinks of a plan: the summary only, since a plan publishes nothing.
-pub fn plan_sinks() -> Vec<Box<dyn Sink>> {
-    vec![Box::new(summary::Summary)]
+pub fn plan_sinks(output: Output) -> Vec<Box<dyn Sink>> {
+    vec![Box::new(summary::Summary(output))]
+}
+
+/// What `run`, `plan` and `report` print on stdout (logs always go to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON document: for `run` and `plan` the notification's versioned body
+    /// (docs/notification.md), for `report` the breakdown (docs/analytics.md).
+    Json,
 }
 
 #[cfg(test)]
@@ -305,12 +320,15 @@ mod tests {
     fn a_profile_gets_its_metrics_kinds_between_notification_and_summary() {
         let names = |sinks: &[Box<dyn Sink>]| sinks.iter().map(|s| s.name()).collect::<Vec<_>>();
         let mut settings = SettingsSource::default().load("local").unwrap();
-        assert_eq!(names(&sinks(&settings.metrics, None)), ["summary"]);
+        assert_eq!(
+            names(&sinks(&settings.metrics, None, Output::Text)),
+            ["summary"]
+        );
         settings.metrics.kinds = vec![MetricsKind::CloudWatch, MetricsKind::Emf];
         assert_eq!(
-            names(&sinks(&settings.metrics, None)),
+            names(&sinks(&settings.metrics, None, Output::Json)),
             ["cloudwatch", "emf", "summary"]
         );
-        assert_eq!(names(&plan_sinks()), ["summary"]);
+        assert_eq!(names(&plan_sinks(Output::Text)), ["summary"]);
     }
 }

@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 use futures::FutureExt;
 
+use super::notify::notification_body;
 use super::sink::{Published, Sink, SinkFuture, Stage};
-use super::{PeriodOutcome, RunReport, Status, SyncCounts, empty_delivery};
+use super::{Output, PeriodOutcome, RunReport, Status, SyncCounts, empty_delivery};
 
 /// Bytes in the units people read, powers of 1000 as the progress bar shows them: 1.2 MB,
 /// 3.4 GB.
@@ -194,9 +195,10 @@ pub fn render_summary(report: &RunReport) -> String {
     out
 }
 
-/// The summary on stdout, as a sink. A run that ended on a fatal error has no summary:
-/// `main` prints its one `error:` line on stderr instead.
-pub(super) struct Summary;
+/// The summary on stdout, as a sink: text, or the notification's JSON body. A run that
+/// ended on a fatal error has no text summary (`main` prints its one `error:` line on
+/// stderr instead); its JSON document is printed, carrying the error.
+pub(super) struct Summary(pub(super) Output);
 
 impl Sink for Summary {
     fn stage(&self) -> Stage {
@@ -210,8 +212,10 @@ impl Sink for Summary {
     /// Never errors.
     fn send<'a>(&'a self, report: &'a RunReport, _earlier: &'a Published) -> SinkFuture<'a> {
         async move {
-            if report.fatal.is_none() {
-                print!("{}", render_summary(report));
+            match self.0 {
+                Output::Text if report.fatal.is_none() => print!("{}", render_summary(report)),
+                Output::Text => {}
+                Output::Json => println!("{:#}", notification_body(report)),
             }
             Ok(())
         }

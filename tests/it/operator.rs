@@ -54,12 +54,11 @@ fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
     let out = run(curflow(
         dir.path(),
         &[
-            "run", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+            "run", "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
         ],
     ));
     assert!(out.status.success(), "{}", text(&out));
     let summary = text(&out);
-    assert!(summary.contains("periods 2025-07"), "{summary}");
     for kind in ["RI waste ", "SP waste "] {
         assert_eq!(
             amount(&generated, kind),
@@ -67,6 +66,19 @@ fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
             "{kind}: {generated}\n{summary}"
         );
     }
+    // `--period`, as `report` takes it, is the same task.
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "plan", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = text(&out);
+    assert!(
+        plan.contains("task month 2025-07") && plan.contains("Already synchronized"),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -80,7 +92,8 @@ fn a_settings_error_names_its_key_and_not_configured_names_the_profile() {
     .unwrap();
     let config = settings.to_str().unwrap();
     let task = [
-        "run", "--config", config, "--env", "dev", "--period", "2025-07", "--payer", PAYER,
+        "run", "--config", config, "--env", "dev", "--year", "2025", "--month", "7", "--payer",
+        PAYER,
     ];
     let out = run(curflow(dir.path(), &task));
     assert_eq!(out.status.code(), Some(2));
@@ -128,7 +141,7 @@ fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
     // A run that logs an error: the payer's source root does not exist.
     let settings = one_payer_settings(dir.path(), PAYER, &dir.path().join("no-such-export"));
     let task = [
-        "run", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+        "run", "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
     ];
     let mut coloured = curflow(dir.path(), &task);
     coloured.env_remove("NO_COLOR").env("CURFLOW_LOG", "info");
@@ -140,4 +153,70 @@ fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
     let screen = String::from_utf8_lossy(&run(under_terminal(&plain)).stdout).into_owned();
     assert!(screen.contains("no CUR export"), "{screen:?}");
     assert!(!has_colour(&screen), "NO_COLOR: {screen:?}");
+}
+
+/// Stdout as the one JSON document `--output json` promises.
+fn document(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn run_plan_and_report_print_one_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::support::one_payer_july(dir.path(), PAYER);
+    let task = |command: &'static str| {
+        vec![
+            "--output", "json", command, "--config", &settings, "--year", "2025", "--month", "7",
+            "--payer", PAYER,
+        ]
+    };
+    let out = run(curflow(dir.path(), &task("plan")));
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = document(&out);
+    assert_eq!(plan["schema_version"], 2);
+    assert_eq!(plan["periods"][0]["outcome"], "planned", "{plan}");
+    assert_eq!(plan["periods"][0]["files_copied"], 1, "{plan}");
+
+    let out = run(curflow(dir.path(), &task("run")));
+    assert!(out.status.success(), "{}", text(&out));
+    let body = document(&out);
+    assert_eq!(body["status"], "success", "{body}");
+    let analytics = &body["periods"][0]["analytics"];
+    assert_eq!(analytics["status"], "succeeded", "{body}");
+    let ri = analytics["ri_unused_cost"].as_f64().unwrap();
+
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "report", "--output", "json", "--config", &settings, "--payer", PAYER, "--period",
+            "2025-07",
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let report = document(&out);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["billing_period"], "2025-07");
+    assert!(
+        (report["ri_unused_cost"].as_f64().unwrap() - ri).abs() < 0.005,
+        "{report}"
+    );
+    assert!(!report["top_commitments"].as_array().unwrap().is_empty());
+
+    let out = run(curflow(
+        dir.path(),
+        &[
+            "generate", "--output", "json", "--out", "x", "--payer", PAYER, "--year", "2025",
+            "--month", "7",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: --output json is for run, plan and report; generate prints text only: drop --output"
+    );
 }
