@@ -17,7 +17,7 @@ pub struct Cli {
     /// pipelines. Default: text, except json in the `prod` profile when stderr is not a terminal.
     #[arg(long, global = true, value_enum, env = "CURFLOW_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// What `run`, `plan` and `report` print on stdout: `text`, or one JSON document
+    /// What `run`, `plan`, `report` and `check` print on stdout: `text`, or one JSON document
     /// (logs stay on stderr).
     #[arg(
         long,
@@ -57,6 +57,10 @@ pub enum Command {
     /// List, add or remove payers in the warehouse's payer table (entries there take
     /// precedence over the settings file's `[[<env>.payers]]`).
     Payers(PayersArgs),
+    /// Check, changing nothing, that everything a run needs is reachable with the
+    /// permissions it needs: the warehouse, each payer's source, staging, the broker and
+    /// CloudWatch. One line per check; exit 0 only when all pass.
+    Check(CheckArgs),
     /// Print one payer-month's top wasted commitments and applications, and write an HTML
     /// report with charts (self-contained: opens offline).
     Report(ReportArgs),
@@ -124,6 +128,7 @@ impl Command {
             Command::Generate(_) => "generate",
             Command::Payers(_) => "payers",
             Command::Report(_) => "report",
+            Command::Check(_) => "check",
             Command::Demo(_) => "demo",
         }
     }
@@ -132,7 +137,7 @@ impl Command {
     pub fn prints_json(&self) -> bool {
         matches!(
             self,
-            Command::Run(_) | Command::Plan(_) | Command::Report(_)
+            Command::Run(_) | Command::Plan(_) | Command::Report(_) | Command::Check(_)
         )
     }
 }
@@ -233,6 +238,21 @@ pub struct ReportArgs {
     /// Where to write the HTML report. Default: ./curflow-waste-<payer>-<period>.html
     #[arg(long)]
     pub html: Option<PathBuf>,
+}
+
+/// `check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Settings file. Default: ./curflow.toml if it exists.
+    #[arg(long, env = "CURFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Settings profile to check.
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// The month whose deliveries (and the month before's) are read, YYYY-MM. Default:
+    /// the current month, what the next scheduled run reads.
+    #[arg(long)]
+    pub period: Option<String>,
 }
 
 /// `payers` flags.

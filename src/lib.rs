@@ -11,6 +11,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod generate;

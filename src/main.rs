@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Parser;
+use curflow::check::CheckLine;
 use curflow::cli::{Cli, Command, LogFormat, PayersAction, TaskArgs};
 use curflow::generate::{self, GenerateOptions};
 use curflow::pipeline::{self, Mode};
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
     };
     if cli.output == Output::Json && !cli.command.prints_json() {
         eprintln!(
-            "error: --output json is for run, plan and report; {} prints text only: drop --output",
+            "error: --output json is for run, plan, report and check; {} prints text only: drop --output",
             cli.command.name()
         );
         return ExitCode::from(2);
@@ -53,6 +54,23 @@ fn main() -> ExitCode {
             run_task(&runtime, cli.log_format, cli.output, &args.task, mode)
         }
         Command::Plan(args) => run_task(&runtime, cli.log_format, cli.output, &args, Mode::Plan),
+        Command::Check(args) => {
+            let period = match args.period.as_deref().map(BillingPeriod::parse).transpose() {
+                Ok(period) => period.unwrap_or_else(BillingPeriod::current),
+                Err(error) => return refuse(&Error::from(error)),
+            };
+            let settings = match SettingsSource::from_env(args.config.clone()).load(&args.env) {
+                Ok(settings) => settings,
+                Err(error) => return refuse(&Error::from(error)),
+            };
+            init_logging(cli.log_format, Some(&args.env));
+            let lines = runtime.block_on(curflow::check::run(&settings, period));
+            print!("{}", render_check(&lines, cli.output));
+            match lines.iter().all(|l| l.result.is_ok()) {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            }
+        }
         command => {
             init_logging(cli.log_format, None);
             match runtime.block_on(execute(command, cli.output)) {
@@ -63,6 +81,34 @@ fn main() -> ExitCode {
                 Ok(None) => ExitCode::SUCCESS,
                 Err(error) => refuse(&error),
             }
+        }
+    }
+}
+
+/// `check`'s lines: `ok    <subject>: <what worked>` / `FAIL  <subject>: <what failed>`,
+/// or one JSON document (`{"ok": bool, "checks": [{"check", "ok", "detail"}]}`).
+fn render_check(lines: &[CheckLine], output: Output) -> String {
+    match output {
+        Output::Text => lines
+            .iter()
+            .map(|l| match &l.result {
+                Ok(detail) => format!("ok    {}: {detail}\n", l.subject),
+                Err(detail) => format!("FAIL  {}: {detail}\n", l.subject),
+            })
+            .collect(),
+        Output::Json => {
+            let checks: Vec<_> = lines
+                .iter()
+                .map(|l| {
+                    let (ok, detail) = match &l.result {
+                        Ok(d) => (true, d),
+                        Err(d) => (false, d),
+                    };
+                    serde_json::json!({"check": l.subject, "ok": ok, "detail": detail})
+                })
+                .collect();
+            let all = lines.iter().all(|l| l.result.is_ok());
+            format!("{:#}\n", serde_json::json!({"ok": all, "checks": checks}))
         }
     }
 }
@@ -219,7 +265,7 @@ fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
 async fn execute(command: Command, output: Output) -> Result<Option<RunReport>, Error> {
     match command {
         // Handled by `run_task`.
-        Command::Run(_) | Command::Plan(_) => Ok(None),
+        Command::Run(_) | Command::Plan(_) | Command::Check(_) => Ok(None),
         Command::Demo(args) => Ok(Some(
             demo::run(&args.data_dir, args.year, args.month, args.rows).await?,
         )),

@@ -158,12 +158,17 @@ async fn configured_payers<W: PayerTable>(
             Vec::new()
         }
     };
+    merge_file_payers(&mut configured, settings);
+    Ok(configured)
+}
+
+/// Adds the settings file's payers that `configured` (the payer table's) lacks.
+pub(crate) fn merge_file_payers(configured: &mut Vec<PayerConfig>, settings: &Settings) {
     for from_file in &settings.payers {
         if !configured.iter().any(|c| c.payer_id == from_file.payer_id) {
             configured.push(from_file.clone());
         }
     }
-    Ok(configured)
 }
 
 /// Opens a payer's source. When the entry came from the payer table and its source cannot
@@ -205,7 +210,7 @@ async fn open_source(config: PayerConfig, settings: &Settings) -> Result<Source,
 }
 
 /// The error and its causes on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

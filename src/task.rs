@@ -118,6 +118,16 @@ impl BillingPeriod {
         })
     }
 
+    /// The month it is now (UTC): what a scheduled run's task names.
+    pub fn current() -> Self {
+        use chrono::Datelike;
+        let today = chrono::Utc::now().date_naive();
+        Self {
+            year: today.year(),
+            month: today.month(),
+        }
+    }
+
     /// Parses `YYYY-MM`, e.g. `2025-07`.
     pub fn parse(text: &str) -> Result<Self, TaskError> {
         let invalid = || TaskError::Invalid {

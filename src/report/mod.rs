@@ -14,9 +14,9 @@ mod summary;
 
 pub use html::render_html;
 pub use metrics::{MetricsError, MetricsKind, MetricsSettings};
-pub(crate) use metrics::{MetricsProfile, resolve_metrics};
+pub(crate) use metrics::{MetricsProfile, reach as reach_cloudwatch, resolve_metrics};
 pub use notify::{NotifyError, NotifySettings};
-pub(crate) use notify::{NotifyProfile, resolve_notify};
+pub(crate) use notify::{NotifyProfile, reach as reach_broker, resolve_notify};
 pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
 pub use summary::{dollars, human_bytes, render_summary};
 
@@ -261,7 +261,7 @@ pub fn plan_sinks(output: Output) -> Vec<Box<dyn Sink>> {
     vec![Box::new(summary::Summary(output))]
 }
 
-/// What `run`, `plan` and `report` print on stdout (logs always go to stderr).
+/// What `run`, `plan`, `report` and `check` print on stdout (logs always go to stderr).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     /// Lines for people.

@@ -5,6 +5,7 @@ mod attribution;
 mod aws_profile;
 mod bad_input;
 mod broken_source;
+mod check;
 mod conformance;
 mod delta_s3;
 mod demo;

@@ -217,6 +217,6 @@ fn run_plan_and_report_print_one_json_document() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "error: --output json is for run, plan and report; generate prints text only: drop --output"
+        "error: --output json is for run, plan, report and check; generate prints text only: drop --output"
     );
 }

@@ -18,7 +18,7 @@ use crate::support::{curflow, generate_july, run};
 
 const PAYER: &str = "671238551718";
 
-fn required_env(name: &str) -> String {
+pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with scripts/test, which starts the servers")
     })

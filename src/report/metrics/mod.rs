@@ -262,6 +262,39 @@ fn emf_lines(namespace: &str, timestamp_ms: i64, data: &[Datum]) -> Vec<Value> {
         .collect()
 }
 
+/// `curflow check`: one ListMetrics call in the namespace, which proves CloudWatch is
+/// reachable with the credentials. CloudWatch has no dry run of PutMetricData, so the
+/// permission to send is not proven without sending; the line says so.
+pub(crate) async fn reach(settings: &MetricsSettings) -> Result<String, String> {
+    let client = client(settings.region.as_deref()).await;
+    client
+        .list_metrics()
+        .namespace(&settings.namespace)
+        .send()
+        .await
+        .map(|_| {
+            format!(
+                "CloudWatch: reachable, namespace \"{}\" listed (cloudwatch:PutMetricData cannot be tried without sending a metric)",
+                settings.namespace
+            )
+        })
+        .map_err(|e| {
+            format!(
+                "CloudWatch: {}; the task role needs cloudwatch:ListMetrics to be checked and cloudwatch:PutMetricData to send",
+                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+            )
+        })
+}
+
+/// A CloudWatch client in `region` (`None`: the environment's), with the default chain.
+async fn client(region: Option<&str>) -> aws_sdk_cloudwatch::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    aws_sdk_cloudwatch::Client::new(&loader.load().await)
+}
+
 /// PutMetricData to `namespace` in `region` (`None`: the environment's), in batches of the
 /// API's limit.
 async fn put_metric_data(
@@ -270,11 +303,7 @@ async fn put_metric_data(
     timestamp: i64,
     data: &[Datum],
 ) -> Result<(), MetricsError> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_owned()));
-    }
-    let client = aws_sdk_cloudwatch::Client::new(&loader.load().await);
+    let client = client(region).await;
     let data: Vec<MetricDatum> = data
         .iter()
         .map(|d| {

@@ -13,9 +13,10 @@ mod config;
 use std::time::Duration;
 
 use futures::FutureExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
 
 pub use config::NotifySettings;
@@ -218,8 +219,11 @@ impl Sink for Notification {
     }
 }
 
-/// Publishes the report's notification, retrying as configured.
-async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
+/// The broker URI the settings name (read from its secret), with the profile's vhost; the
+/// URL and its password to redact from errors; `host:port`.
+async fn broker(
+    settings: &NotifySettings,
+) -> Result<(AMQPUri, Secret, Secret, String), NotifyError> {
     let url = settings.amqp_url.read().await?;
     let mut uri: AMQPUri = url.expose().parse().map_err(|_| NotifyError::BadUrl)?;
     if let Some(vhost) = &settings.vhost {
@@ -227,6 +231,53 @@ async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), Notif
     }
     let password = Secret::new(uri.authority.userinfo.password.as_str());
     let host = format!("{}:{}", uri.authority.host, uri.authority.port);
+    Ok((uri, url, password, host))
+}
+
+/// `curflow check`: connects to the broker once and declares the exchange passively (it
+/// must exist; nothing is created or published). Returns what was reached.
+pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
+    let (uri, url, password, host) = broker(settings).await.map_err(|e| e.to_string())?;
+    let attempt = async {
+        let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        if !settings.exchange.is_empty() {
+            let passive = ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(
+                    settings.exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    passive,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let _ = connection.close(200, "checked".into()).await;
+        Ok::<(), lapin::Error>(())
+    };
+    match tokio::time::timeout(settings.timeout, attempt).await {
+        Ok(Ok(())) => Ok(format!(
+            "broker {host}: connected, exchange \"{}\" exists",
+            settings.exchange
+        )),
+        Ok(Err(e)) => Err(format!(
+            "broker {host}: {}; check notify.amqp_url, the user's permissions on the vhost, and that exchange \"{}\" exists",
+            password.redact(&url.redact(&e.to_string())),
+            settings.exchange
+        )),
+        Err(_) => Err(format!(
+            "broker {host}: no answer within {:?}",
+            settings.timeout
+        )),
+    }
+}
+
+/// Publishes the report's notification, retrying as configured.
+async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
+    let (uri, url, password, host) = broker(settings).await?;
     let body = notification_body(report).to_string();
     let attempts = settings.retry.max_attempts;
     let mut last = String::new();
