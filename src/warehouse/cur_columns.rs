@@ -46,35 +46,57 @@ pub(super) const ANALYTICS_COLUMNS: [&str; 22] = [
     "savings_plan_used_commitment",
 ];
 
-/// Why staged file `file` (holding `columns`) of a delivery in `layout` cannot be
-/// analysed for want of columns, or `None` when it holds every column it must.
-/// `delivery` maps each column of the delivery's files to the first file holding it.
-pub(super) fn refusal(
+/// The columns every staged file of one delivery must hold, worked out once from the
+/// delivery's columns, then asked of each file.
+pub(super) struct Requirement<'a> {
     layout: Layout,
-    file: &str,
-    columns: &HashSet<String>,
-    delivery: &BTreeMap<String, String>,
-) -> Option<String> {
-    let names: Vec<String> = delivery.keys().cloned().collect();
-    let tag_columns = layout.tag_columns(&names).into_iter().map(|t| t.column);
-    let missing: Vec<String> = ANALYTICS_COLUMNS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .filter(|c| layout.always_has(c) || delivery.contains_key(c))
-        .chain(tag_columns)
-        .filter(|c| !columns.contains(c))
-        .collect();
-    let first = missing.first()?;
-    let advice = match delivery.get(first) {
-        Some(sibling) if !layout.always_has(first) => format!(
-            "{sibling} of the same delivery has it, so the delivery's files disagree; runs fail on this period until AWS delivers it again"
-        ),
-        _ => "check that the export includes every column docs/analytics.md lists; runs fail on this period until the delivery holds it".to_owned(),
-    };
-    Some(format!(
-        "{file} has no column {}, which the analytics read (its rows would read as null); {advice}",
-        missing.join(", ")
-    ))
+    /// Each column of the delivery's files, and the first file holding it.
+    delivery: &'a BTreeMap<String, String>,
+    /// The analytics columns the layout always writes or some file of the delivery has,
+    /// and the legacy tag columns the delivery has.
+    required: Vec<String>,
+}
+
+impl<'a> Requirement<'a> {
+    /// What a file of a delivery in `layout` must hold; `delivery` maps each column of the
+    /// delivery's files to the first file holding it.
+    pub(super) fn new(layout: Layout, delivery: &'a BTreeMap<String, String>) -> Self {
+        let names: Vec<String> = delivery.keys().cloned().collect();
+        let tag_columns = layout.tag_columns(&names).into_iter().map(|t| t.column);
+        let required = ANALYTICS_COLUMNS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| layout.always_has(c) || delivery.contains_key(c))
+            .chain(tag_columns)
+            .collect();
+        Self {
+            layout,
+            delivery,
+            required,
+        }
+    }
+
+    /// Why staged file `file` (holding `columns`) cannot be analysed for want of columns,
+    /// or `None` when it holds every column it must.
+    pub(super) fn refusal(&self, file: &str, columns: &HashSet<String>) -> Option<String> {
+        let missing: Vec<&str> = self
+            .required
+            .iter()
+            .filter(|c| !columns.contains(*c))
+            .map(String::as_str)
+            .collect();
+        let first = *missing.first()?;
+        let advice = match self.delivery.get(first) {
+            Some(sibling) if !self.layout.always_has(first) => format!(
+                "{sibling} of the same delivery has it, so the delivery's files disagree; runs fail on this period until AWS delivers it again"
+            ),
+            _ => "check that the export includes every column docs/analytics.md lists; runs fail on this period until the delivery holds it".to_owned(),
+        };
+        Some(format!(
+            "{file} has no column {}, which the analytics read (its rows would read as null); {advice}",
+            missing.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -157,14 +179,23 @@ mod tests {
         short.remove("line_item_unblended_cost");
         short.remove("savings_plan_used_commitment");
         let all = delivery(&[("a.parquet", &full), ("b.parquet", &short)]);
-        assert_eq!(refusal(Layout::Cur2, "a.parquet", &full, &all), None);
         assert_eq!(
-            refusal(Layout::Cur2, "b.parquet", &short, &all).unwrap(),
+            Requirement::new(Layout::Cur2, &all).refusal("a.parquet", &full),
+            None
+        );
+        assert_eq!(
+            Requirement::new(Layout::Cur2, &all)
+                .refusal("b.parquet", &short)
+                .unwrap(),
             "b.parquet has no column line_item_unblended_cost, savings_plan_used_commitment, which the analytics read (its rows would read as null); check that the export includes every column docs/analytics.md lists; runs fail on this period until the delivery holds it"
         );
         // Alone in its delivery, too: CUR 2.0 always has the column.
         let alone = delivery(&[("b.parquet", &short)]);
-        assert!(refusal(Layout::Cur2, "b.parquet", &short, &alone).is_some());
+        assert!(
+            Requirement::new(Layout::Cur2, &alone)
+                .refusal("b.parquet", &short)
+                .is_some()
+        );
     }
 
     #[test]
@@ -177,12 +208,16 @@ mod tests {
             .collect();
         let bare = set(&core);
         let only = delivery(&[("a.parquet", &bare)]);
-        assert_eq!(refusal(Layout::Legacy, "a.parquet", &bare, &only), None);
+        assert_eq!(
+            Requirement::new(Layout::Legacy, &only).refusal("a.parquet", &bare),
+            None
+        );
         let mut no_cost = bare.clone();
         no_cost.remove("line_item_unblended_cost");
         let alone = delivery(&[("a.parquet", &no_cost)]);
         assert!(
-            refusal(Layout::Legacy, "a.parquet", &no_cost, &alone)
+            Requirement::new(Layout::Legacy, &alone)
+                .refusal("a.parquet", &no_cost)
                 .unwrap()
                 .contains("has no column line_item_unblended_cost, ")
         );
@@ -191,9 +226,14 @@ mod tests {
         with_ri.insert("reservation_reservation_a_r_n".into());
         with_ri.insert("resource_tags_user_application".into());
         let both = delivery(&[("a.parquet", &with_ri), ("b.parquet", &bare)]);
-        assert_eq!(refusal(Layout::Legacy, "a.parquet", &with_ri, &both), None);
         assert_eq!(
-            refusal(Layout::Legacy, "b.parquet", &bare, &both).unwrap(),
+            Requirement::new(Layout::Legacy, &both).refusal("a.parquet", &with_ri),
+            None
+        );
+        assert_eq!(
+            Requirement::new(Layout::Legacy, &both)
+                .refusal("b.parquet", &bare)
+                .unwrap(),
             "b.parquet has no column reservation_reservation_a_r_n, resource_tags_user_application, which the analytics read (its rows would read as null); a.parquet of the same delivery has it, so the delivery's files disagree; runs fail on this period until AWS delivers it again"
         );
     }

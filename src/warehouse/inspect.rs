@@ -23,7 +23,7 @@ use super::{StagedPeriod, cur_columns};
 /// be read as one table: the first file that is empty or not readable Parquet, the first
 /// column whose type differs between two files ("column X is Utf8 in a.parquet but Int64
 /// in b.parquet"), or the first file without a column it must hold for its layout
-/// ([`cur_columns::refusal`]).
+/// ([`cur_columns::Requirement`]).
 pub(super) async fn staged_files(
     staged: &StagedPeriod,
     format: &ParquetFormat,
@@ -82,8 +82,9 @@ pub(super) async fn staged_files(
         .into_iter()
         .map(|(column, (_, first))| (column, first))
         .collect();
+    let requirement = cur_columns::Requirement::new(staged.layout, &delivery);
     for (name, columns) in &file_columns {
-        if let Some(reason) = cur_columns::refusal(staged.layout, name, columns, &delivery) {
+        if let Some(reason) = requirement.refusal(name, columns) {
             return Err(reason);
         }
     }

@@ -4,7 +4,7 @@
 //! without colours under `NO_COLOR`.
 
 use crate::progress::under_terminal;
-use crate::support::{curflow, one_payer_settings, run};
+use crate::support::{amount, curflow, one_payer_settings, run};
 
 const PAYER: &str = "671238551718";
 
@@ -14,20 +14,6 @@ fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// The dollar amount written right after `label` ("SP waste " → "$6,175.37").
-fn amount<'a>(text: &'a str, label: &str) -> &'a str {
-    let at = text
-        .find(label)
-        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
-        + label.len();
-    let rest = &text[at..];
-    let end = rest
-        .find(|c: char| !(c == '$' || c == ',' || c == '.' || c.is_ascii_digit()))
-        .unwrap_or(rest.len());
-    // A comma or full stop right after the amount ends the sentence, not the number.
-    rest[..end].trim_end_matches([',', '.'])
 }
 
 #[test]

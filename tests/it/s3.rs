@@ -42,15 +42,10 @@ pub fn ri_waste(summary: &str) -> f64 {
 
 /// The amount written right after `label` in `text` ("…$1,234.56" → 1234.56).
 pub fn dollars_after(text: &str, label: &str) -> f64 {
-    let at = text
-        .find(label)
-        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
-        + label.len();
-    let number: String = text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
-        .collect();
-    number.replace(',', "").parse().unwrap()
+    crate::support::amount(text, label)
+        .replace(['$', ','], "")
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

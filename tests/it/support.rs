@@ -120,3 +120,18 @@ pub fn one_payer_settings(dir: &Path, payer: &str, source: &Path) -> String {
     .unwrap();
     settings.display().to_string()
 }
+
+/// The dollar amount written right after `label` in `text` ("SP waste " → "$6,175.37"), as
+/// printed.
+pub fn amount<'a>(text: &'a str, label: &str) -> &'a str {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    let rest = &text[at..];
+    let end = rest
+        .find(|c: char| !(c == '$' || c == ',' || c == '.' || c.is_ascii_digit()))
+        .unwrap_or(rest.len());
+    // A comma or full stop right after the amount ends the sentence, not the number.
+    rest[..end].trim_end_matches([',', '.'])
+}
