@@ -15,7 +15,7 @@ mod summary;
 pub use html::render_html;
 pub use metrics::{MetricsError, MetricsKind, MetricsSettings};
 pub(crate) use metrics::{MetricsProfile, resolve_metrics};
-pub use notify::{NotifyError, NotifySettings};
+pub use notify::{NotifyError, NotifySettings, TrustedCa};
 pub(crate) use notify::{NotifyProfile, resolve_notify};
 pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
 pub(crate) use summary::dollars;

@@ -1,7 +1,8 @@
 //! The end-of-run notification: one persistent JSON message to RabbitMQ, published with
 //! publisher confirms, retried per the notification's
 //! [`RetryPolicy`](crate::retry::RetryPolicy) (exponential backoff with jitter). Its
-//! settings (`[<env>.notify]`) are in [`config`].
+//! settings (`[<env>.notify]`) are in [`config`]; what an `amqps://` connection trusts is
+//! in [`tls`].
 //!
 //! The body's schema is documented in `docs/notification.md`; [`notification_body`] is its
 //! one implementation. Nothing here decides the exit code: the [`Notification`] sink says
@@ -9,17 +10,19 @@
 //! (`notify.required`).
 
 mod config;
+mod tls;
 
 use std::time::Duration;
 
 use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Confirmation, ConnectionProperties, DefaultConnectionBuilder};
 use serde_json::{Value, json};
 
 pub use config::NotifySettings;
 pub(crate) use config::{NotifyProfile, resolve_notify};
+pub use tls::TrustedCa;
 
 use super::sink::{Published, Sink, SinkFuture, Stage};
 use super::{PeriodOutcome, RunReport, Status, Totals, empty_delivery};
@@ -39,6 +42,17 @@ pub enum NotifyError {
         "notify.amqp_url is not a valid amqp:// or amqps:// URL (value not shown); check the secret's value"
     )]
     BadUrl,
+    /// The broker's TLS certificate was refused: nothing was sent, and it is not retried,
+    /// since waiting does not make a certificate trusted.
+    #[error(
+        "broker {host} presented a TLS certificate that is not trusted ({reason}); nothing was sent: set notify.ca_file to the CA certificate that signed it, or install that CA in the system trust store"
+    )]
+    UntrustedCertificate {
+        /// The broker host and port.
+        host: String,
+        /// rustls' reason (`invalid peer certificate: UnknownIssuer`).
+        reason: String,
+    },
     /// Every attempt failed.
     #[error(
         "no confirmed delivery to exchange \"{exchange}\" (routing key \"{routing_key}\") on {host} after {attempts} attempt(s); last error: {last}"
@@ -242,6 +256,11 @@ async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), Notif
                 tracing::info!(%host, exchange = %settings.exchange, routing_key = %settings.routing_key, attempt, "run notification delivered");
                 return Ok(());
             }
+            Err(AttemptError::Amqp(error))
+                if let Some(reason) = tls::refused_certificate(&error) =>
+            {
+                return Err(NotifyError::UntrustedCertificate { host, reason });
+            }
             Err(error) => last = password.redact(&url.redact(&error.to_string())),
         }
         if attempt < attempts {
@@ -265,7 +284,13 @@ async fn publish_once(
     settings: &NotifySettings,
     body: &[u8],
 ) -> Result<(), AttemptError> {
-    let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
+    // The TLS settings only apply to an `amqps://` URI; `amqp://` stays plaintext.
+    let connection = DefaultConnectionBuilder::new()?
+        .with_uri(uri)
+        .with_properties(ConnectionProperties::default())
+        .with_tls_config(tls::tls_config(settings.ca.as_ref()))
+        .connect()
+        .await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
