@@ -15,7 +15,7 @@ mod summary;
 pub use html::render_html;
 pub use metrics::{MetricsError, MetricsKind, MetricsSettings};
 pub(crate) use metrics::{MetricsProfile, reach as reach_cloudwatch, resolve_metrics};
-pub use notify::{NotifyError, NotifySettings};
+pub use notify::{NotifyError, NotifySettings, TrustedCa};
 pub(crate) use notify::{NotifyProfile, reach as reach_broker, resolve_notify};
 pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
 pub use summary::{dollars, human_bytes, render_summary};

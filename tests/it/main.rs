@@ -1,6 +1,7 @@
 //! Integration tests: the `curflow` binary run as a user runs it, on data the generator
 //! makes in temporary folders. One test binary (see INFRA.md: each binary links DataFusion).
 
+mod amqps;
 mod attribution;
 mod aws_profile;
 mod bad_input;

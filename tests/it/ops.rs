@@ -1,7 +1,7 @@
 //! Operations: the RabbitMQ notification (delivered, delayed by a broker that comes up late,
 //! given up on), CloudWatch metrics (PutMetricData read back, EMF lines, and both from one
 //! profile), Secrets Manager, the fatal path and JSON logs — against the servers
-//! `scripts/test` starts.
+//! `scripts/test` starts. The fixture, queue and settings helpers are shared with amqps.rs.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -16,16 +16,16 @@ use serde_json::Value;
 
 use crate::support::{curflow, generate_july, run};
 
-const PAYER: &str = "671238551718";
+pub(crate) const PAYER: &str = "671238551718";
 
-pub fn required_env(name: &str) -> String {
+pub(crate) fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with scripts/test, which starts the servers")
     })
 }
 
 /// A name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -49,13 +49,13 @@ fn dead_port() -> u16 {
 
 /// One payer's July 2025 CUR under `dir/sources`, and a settings file with profile `ops`
 /// (one billing period) plus `extra` TOML appended to it.
-struct Fixture {
-    dir: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
     config: PathBuf,
 }
 
 impl Fixture {
-    fn new(extra: &str) -> Self {
+    pub(crate) fn new(extra: &str) -> Self {
         Self::with_staging(extra, None)
     }
 
@@ -76,7 +76,7 @@ impl Fixture {
     }
 
     /// `curflow run` of the task given as flags, with the local AWS endpoint in the environment.
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         self.command_with(&[
             "--env", "ops", "--year", "2025", "--month", "7", "--payer", PAYER,
         ])
@@ -112,14 +112,14 @@ async fn aws_config() -> aws_config::SdkConfig {
 }
 
 /// A queue bound to `amq.topic` with its own routing key: where a test's notification lands.
-struct Queue {
+pub(crate) struct Queue {
     channel: Channel,
     _connection: Connection,
     name: String,
 }
 
 impl Queue {
-    async fn bind(routing_key: &str) -> Self {
+    pub(crate) async fn bind(routing_key: &str) -> Self {
         Self::bind_at(&required_env("TEST_AMQP_URL"), routing_key).await
     }
 
@@ -156,7 +156,7 @@ impl Queue {
     }
 
     /// Every message waiting, as (JSON body, delivery mode); deletes the queue.
-    async fn drain(self) -> Vec<(Value, Option<u8>)> {
+    pub(crate) async fn drain(self) -> Vec<(Value, Option<u8>)> {
         let mut out = Vec::new();
         let options = BasicGetOptions { no_ack: true };
         while let Some(message) = self
@@ -177,14 +177,19 @@ impl Queue {
 }
 
 /// `[ops.notify]` publishing to `amq.topic` with `routing_key`, URL from `amqp_url`.
-fn notify_toml(amqp_url: &str, routing_key: &str, retries: u32, backoff: &str) -> String {
+pub(crate) fn notify_toml(
+    amqp_url: &str,
+    routing_key: &str,
+    retries: u32,
+    backoff: &str,
+) -> String {
     format!(
         "[ops.notify]\namqp_url = {amqp_url}\nexchange = \"amq.topic\"\nrouting_key = \"{routing_key}\"\nretries = {retries}\nbackoff = \"{backoff}\"\ntimeout = \"5s\"\n"
     )
 }
 
 /// The EMF objects printed on stdout, by their dimension names.
-fn emf(out: &Output, dimensions: &[&str]) -> Value {
+pub(crate) fn emf(out: &Output, dimensions: &[&str]) -> Value {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

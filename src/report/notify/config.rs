@@ -1,10 +1,12 @@
 //! `[<env>.notify]`: the end-of-run RabbitMQ notification's settings, as written and
 //! validated. settings.rs composes the profile and calls [`resolve_notify`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tls::TrustedCa;
 use crate::retry::RetryPolicy;
 use crate::secrets::SecretSetting;
 use crate::values::{Refusal, lenient, lenient_bool, parse_duration, refuse};
@@ -30,6 +32,8 @@ pub struct NotifySettings {
     pub timeout: Duration,
     /// Whether an undeliverable notification makes the run exit 1.
     pub required: bool,
+    /// The CA an `amqps://` broker's certificate may be signed by, besides the system roots.
+    pub ca: Option<TrustedCa>,
 }
 
 /// `[<env>.notify]` as written; defaults applied in [`resolve_notify`].
@@ -56,6 +60,10 @@ pub(crate) struct NotifyProfile {
     /// Exit 1 when the notification cannot be delivered. Default: false.
     #[serde(default, deserialize_with = "lenient_bool")]
     required: Option<bool>,
+    /// PEM file with the CA certificate(s) an `amqps://` broker's certificate may be signed
+    /// by, trusted besides the system roots (a private CA, a self-signed broker). Read when
+    /// the settings are validated. Default: the system roots only.
+    ca_file: Option<PathBuf>,
 }
 
 fn default_routing_key() -> String {
@@ -145,6 +153,7 @@ pub(crate) fn resolve_notify(n: NotifyProfile) -> Result<NotifySettings, Refusal
             ));
         }
     }
+    let ca = n.ca_file.as_deref().map(TrustedCa::load).transpose()?;
     Ok(NotifySettings {
         amqp_url: n.amqp_url,
         vhost: n.vhost,
@@ -157,5 +166,6 @@ pub(crate) fn resolve_notify(n: NotifyProfile) -> Result<NotifySettings, Refusal
         },
         timeout,
         required: n.required.unwrap_or(false),
+        ca,
     })
 }

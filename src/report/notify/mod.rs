@@ -1,7 +1,8 @@
 //! The end-of-run notification: one persistent JSON message to RabbitMQ, published with
 //! publisher confirms, retried per the notification's
 //! [`RetryPolicy`](crate::retry::RetryPolicy) (exponential backoff with jitter). Its
-//! settings (`[<env>.notify]`) are in [`config`].
+//! settings (`[<env>.notify]`) are in [`config`]; what an `amqps://` connection trusts is
+//! in [`tls`].
 //!
 //! The body's schema is documented in `docs/notification.md`; [`notification_body`] is its
 //! one implementation. Nothing here decides the exit code: the [`Notification`] sink says
@@ -9,6 +10,7 @@
 //! (`notify.required`).
 
 mod config;
+mod tls;
 
 use std::time::Duration;
 
@@ -16,11 +18,15 @@ use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Confirmation, Connection, ConnectionProperties, DefaultConnectionBuilder,
+    ExchangeKind,
+};
 use serde_json::{Value, json};
 
 pub use config::NotifySettings;
 pub(crate) use config::{NotifyProfile, resolve_notify};
+pub use tls::TrustedCa;
 
 use super::sink::{Published, Sink, SinkFuture, Stage};
 use super::{PeriodOutcome, RunReport, Status, Totals, empty_delivery};
@@ -40,6 +46,17 @@ pub enum NotifyError {
         "notify.amqp_url is not a valid amqp:// or amqps:// URL (value not shown); check the secret's value"
     )]
     BadUrl,
+    /// The broker's TLS certificate was refused: nothing was sent, and it is not retried,
+    /// since waiting does not make a certificate trusted.
+    #[error(
+        "broker {host} presented a TLS certificate that is not trusted ({reason}); nothing was sent: set notify.ca_file to the CA certificate that signed it, or install that CA in the system trust store"
+    )]
+    UntrustedCertificate {
+        /// The broker host and port.
+        host: String,
+        /// rustls' reason (`invalid peer certificate: UnknownIssuer`).
+        reason: String,
+    },
     /// Every attempt failed.
     #[error(
         "no confirmed delivery to exchange \"{exchange}\" (routing key \"{routing_key}\") on {host} after {attempts} attempt(s); last error: {last}"
@@ -239,7 +256,7 @@ async fn broker(
 pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
     let (uri, url, password, host) = broker(settings).await.map_err(|e| e.to_string())?;
     let attempt = async {
-        let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
+        let connection = connect(uri, settings).await?;
         let channel = connection.create_channel().await?;
         if !settings.exchange.is_empty() {
             let passive = ExchangeDeclareOptions {
@@ -263,11 +280,14 @@ pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
             "broker {host}: connected, exchange \"{}\" exists",
             settings.exchange
         )),
-        Ok(Err(e)) => Err(format!(
-            "broker {host}: {}; check notify.amqp_url, the user's permissions on the vhost, and that exchange \"{}\" exists",
-            password.redact(&url.redact(&e.to_string())),
-            settings.exchange
-        )),
+        Ok(Err(e)) => Err(match tls::refused_certificate(&e) {
+            Some(reason) => NotifyError::UntrustedCertificate { host, reason }.to_string(),
+            None => format!(
+                "broker {host}: {}; check notify.amqp_url, the user's permissions on the vhost, and that exchange \"{}\" exists",
+                password.redact(&url.redact(&e.to_string())),
+                settings.exchange
+            ),
+        }),
         Err(_) => Err(format!(
             "broker {host}: no answer within {:?}",
             settings.timeout
@@ -293,6 +313,11 @@ async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), Notif
                 tracing::info!(%host, exchange = %settings.exchange, routing_key = %settings.routing_key, attempt, "run notification delivered");
                 return Ok(());
             }
+            Err(AttemptError::Amqp(error))
+                if let Some(reason) = tls::refused_certificate(&error) =>
+            {
+                return Err(NotifyError::UntrustedCertificate { host, reason });
+            }
             Err(error) => last = password.redact(&url.redact(&error.to_string())),
         }
         if attempt < attempts {
@@ -310,13 +335,24 @@ async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), Notif
     })
 }
 
+/// A connection to the broker: TLS for an `amqps://` URI, verified as the settings say
+/// (`amqp://` stays plaintext).
+async fn connect(uri: AMQPUri, settings: &NotifySettings) -> Result<Connection, lapin::Error> {
+    DefaultConnectionBuilder::new()?
+        .with_uri(uri)
+        .with_properties(ConnectionProperties::default())
+        .with_tls_config(tls::tls_config(settings.ca.as_ref()))
+        .connect()
+        .await
+}
+
 /// One attempt: connect, enable confirms, publish persistently, wait for the broker's ack.
 async fn publish_once(
     uri: AMQPUri,
     settings: &NotifySettings,
     body: &[u8],
 ) -> Result<(), AttemptError> {
-    let connection = Connection::connect_uri(uri, ConnectionProperties::default()).await?;
+    let connection = connect(uri, settings).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
