@@ -273,15 +273,18 @@ impl SettingsSource {
                 });
             }
         };
-        // Parse the file alone first so that an error is blamed on the right source.
-        parse_profile(table.clone()).map_err(|message| SettingsError::Parse {
-            origin: format!("{origin} [{env}]"),
-            message,
-        })?;
+        // The file may leave keys to the environment (a container's task definition sets
+        // `CURFLOW_NOTIFY__AMQP_URL__ENV`, say), so only the two together must parse. When
+        // they do not, the error is blamed on the file if the file alone fails the same way.
+        let file_alone = parse_profile(table.clone()).err();
         let overridden = self.apply_overrides(&mut table);
-        let profile = parse_profile(table).map_err(|message| SettingsError::Parse {
-            origin: format!("from environment ({})", overridden.join(", ")),
-            message,
+        let profile = parse_profile(table).map_err(|message| {
+            let origin = if file_alone.as_ref() == Some(&message) {
+                format!("{origin} [{env}]")
+            } else {
+                format!("from environment ({})", overridden.join(", "))
+            };
+            SettingsError::Parse { origin, message }
         })?;
         resolve(env, profile)
     }
@@ -651,6 +654,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("line 1")
+        );
+    }
+
+    /// A container's settings file leaves the broker URL to its task definition: the file
+    /// and the environment together make the profile (the file alone lacks `amqp_url`).
+    #[test]
+    fn the_environment_completes_what_the_file_leaves_out() {
+        let file = "[local.notify]\nexchange = \"amq.topic\"\n";
+        let (_d, src) = with_file(file, &[("CURFLOW_NOTIFY__AMQP_URL__ENV", "AMQP_URL")]);
+        let notify = src.load("local").unwrap().notify.expect("notify");
+        assert_eq!(notify.exchange, "amq.topic");
+        let (_d, src) = with_file(file, &[]);
+        let err = src.load("local").unwrap_err().to_string();
+        assert!(
+            err.contains("curflow.toml [local]") && err.contains("amqp_url"),
+            "{err}"
         );
     }
 
