@@ -79,7 +79,8 @@ pub struct TaskArgs {
     /// The task as JSON (seed format). Give either this or the flags below.
     #[arg(long = "task-json", env = "TASK_INPUT_JSON", hide_env_values = true)]
     pub task_json: Option<String>,
-    /// Billing year of the task month.
+    /// Billing year of the task month. Without it and --month (or --period): the current
+    /// month, UTC.
     #[arg(long, allow_negative_numbers = true)]
     pub year: Option<i64>,
     /// Billing month of the task, 1-12.
@@ -89,7 +90,8 @@ pub struct TaskArgs {
     /// --month.
     #[arg(long, conflicts_with_all = ["year", "month"])]
     pub period: Option<String>,
-    /// A payer account id (12 digits); repeat for several payers.
+    /// A payer account id (12 digits); repeat for several payers. `all`: every payer the
+    /// profile configures.
     #[arg(long = "payer")]
     pub payers: Vec<String>,
     /// Settings profile. Default with flags: local.

@@ -14,7 +14,7 @@ use crate::pipeline::{self, Mode};
 use crate::report::RunReport;
 use crate::settings::{LOCAL_PROFILE, SettingsSource};
 use crate::storage::{Location, StoreUrl};
-use crate::task::{BillingPeriod, PayerId, TaskInput};
+use crate::task::{BillingPeriod, PayerChoice, PayerId, TaskInput};
 
 /// The demo's payers: fixed, so that reruns find the same data.
 pub const DEMO_PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
@@ -119,7 +119,7 @@ pub async fn run(
     let settings = SettingsSource::from_env(Some(settings_path)).load(LOCAL_PROFILE)?;
     let task = TaskInput {
         period: task_period,
-        payers: payers.into_iter().map(|(payer, _)| payer).collect(),
+        payers: PayerChoice::Listed(payers.into_iter().map(|(payer, _)| payer).collect()),
         env: LOCAL_PROFILE.to_owned(),
         partner_id: None,
         module: "analytics".to_owned(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::storage::{Access, StoreUrl};
 use crate::sync::Layout;
-use crate::task::PayerId;
+use crate::task::{PayerChoice, PayerId};
 
 /// One payer's source of CUR data. Its `Debug` prints `external_id` as `***`: the external
 /// id guards the payer's role against the confused-deputy problem and stays out of logs.
@@ -72,16 +72,27 @@ impl PayerConfig {
     }
 }
 
-/// A task payer with no configuration anywhere.
+/// A task's payers that the configuration cannot provide.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "payer {payer} is not configured in profile {env}: add a [[{env}.payers]] entry with payer_id = \"{payer}\" and its source to the settings file, or `curflow payers add` it to the payer table"
-)]
-pub struct NotConfigured {
-    /// The task's payer.
-    pub payer: PayerId,
-    /// The settings profile the run reads.
-    pub env: String,
+pub enum NotConfigured {
+    /// A task payer with no configuration anywhere.
+    #[error(
+        "payer {payer} is not configured in profile {env}: add a [[{env}.payers]] entry with payer_id = \"{payer}\" and its source to the settings file, or `curflow payers add` it to the payer table"
+    )]
+    Payer {
+        /// The task's payer.
+        payer: PayerId,
+        /// The settings profile the run reads.
+        env: String,
+    },
+    /// The task asks for all payers and the profile configures none.
+    #[error(
+        "the task asks for all payers and profile {env} configures none: add [[{env}.payers]] entries to the settings file, or `curflow payers add` them to the payer table"
+    )]
+    NoPayers {
+        /// The settings profile the run reads.
+        env: String,
+    },
 }
 
 /// What the run does with one task payer.
@@ -93,22 +104,50 @@ pub enum Selection {
     Inactive(PayerId),
 }
 
-/// Matches the task's payers, in order, against the ones profile `env` configures.
+/// Matches the task's payers, in order, against the ones profile `env` configures; all
+/// of them, in account-id order, when the task asks for all.
 pub fn select(
-    task: &[PayerId],
+    task: &PayerChoice,
     configured: &[PayerConfig],
     env: &str,
 ) -> Result<Vec<Selection>, NotConfigured> {
-    task.iter()
-        .map(|id| match configured.iter().find(|c| &c.payer_id == id) {
-            Some(c) if c.active => Ok(Selection::Process(c.clone())),
-            Some(_) => Ok(Selection::Inactive(id.clone())),
-            None => Err(NotConfigured {
-                payer: id.clone(),
-                env: env.to_owned(),
-            }),
-        })
-        .collect()
+    let selection = |c: &PayerConfig| {
+        if c.active {
+            Selection::Process(c.clone())
+        } else {
+            Selection::Inactive(c.payer_id.clone())
+        }
+    };
+    match task {
+        PayerChoice::All if configured.is_empty() => Err(NotConfigured::NoPayers {
+            env: env.to_owned(),
+        }),
+        PayerChoice::All => {
+            let mut all: Vec<&PayerConfig> = configured.iter().collect();
+            all.sort_by(|a, b| a.payer_id.cmp(&b.payer_id));
+            Ok(all.into_iter().map(selection).collect())
+        }
+        PayerChoice::Listed(ids) => ids
+            .iter()
+            .map(|id| match configured.iter().find(|c| &c.payer_id == id) {
+                Some(c) => Ok(selection(c)),
+                None => Err(NotConfigured::Payer {
+                    payer: id.clone(),
+                    env: env.to_owned(),
+                }),
+            })
+            .collect(),
+    }
+}
+
+impl Selection {
+    /// The payer selected.
+    pub fn payer_id(&self) -> &PayerId {
+        match self {
+            Selection::Process(config) => &config.payer_id,
+            Selection::Inactive(id) => id,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -141,19 +180,34 @@ mod tests {
     #[test]
     fn selects_in_task_order_and_refuses_unknown_payers() {
         let configured = [config("111111111111", true), config("222222222222", false)];
-        let task = [
+        let task = PayerChoice::Listed(vec![
             PayerId::parse("222222222222").unwrap(),
             PayerId::parse("111111111111").unwrap(),
-        ];
+        ]);
         let got = select(&task, &configured, "prod").unwrap();
         assert!(matches!(&got[0], Selection::Inactive(id) if id.as_str() == "222222222222"));
         assert!(matches!(&got[1], Selection::Process(c) if c.payer_id.as_str() == "111111111111"));
-        let unknown = [PayerId::parse("333333333333").unwrap()];
+        let unknown = PayerChoice::Listed(vec![PayerId::parse("333333333333").unwrap()]);
         assert_eq!(
             select(&unknown, &configured, "prod")
                 .unwrap_err()
                 .to_string(),
             "payer 333333333333 is not configured in profile prod: add a [[prod.payers]] entry with payer_id = \"333333333333\" and its source to the settings file, or `curflow payers add` it to the payer table"
+        );
+    }
+
+    #[test]
+    fn all_selects_every_configured_payer_in_account_order() {
+        let configured = [config("222222222222", true), config("111111111111", false)];
+        let got = select(&PayerChoice::All, &configured, "prod").unwrap();
+        let ids: Vec<&str> = got.iter().map(|s| s.payer_id().as_str()).collect();
+        assert_eq!(ids, ["111111111111", "222222222222"]);
+        assert!(matches!(&got[0], Selection::Inactive(_)));
+        assert!(
+            select(&PayerChoice::All, &[], "prod")
+                .unwrap_err()
+                .to_string()
+                .starts_with("the task asks for all payers and profile prod configures none")
         );
     }
 }

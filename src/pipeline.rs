@@ -12,7 +12,7 @@ use crate::report::{PeriodOutcome, PeriodReport, RunReport};
 use crate::settings::Settings;
 use crate::storage::{Location, StorageError};
 use crate::sync::{self, Intent, PayerSync, StageOutcome};
-use crate::task::{BillingPeriod, TaskInput};
+use crate::task::{BillingPeriod, PayerChoice, TaskInput};
 use crate::warehouse::{
     self, AnalyticsOutcome, PayerTable, StagedPeriod, Warehouse, WarehouseError,
 };
@@ -81,6 +81,11 @@ async fn run_with<W: Warehouse + PayerTable>(
     let started_at = Utc::now();
     let configured = configured_payers(warehouse, settings).await?;
     let selections = payers::select(&task.payers, &configured, &settings.env)?;
+    // The report names the payers the run covered, also when the task asked for all.
+    let resolved = TaskInput {
+        payers: PayerChoice::Listed(selections.iter().map(|s| s.payer_id().clone()).collect()),
+        ..task.clone()
+    };
     let mut sources = Vec::new();
     let mut inactive = Vec::new();
     for selection in selections {
@@ -131,7 +136,7 @@ async fn run_with<W: Warehouse + PayerTable>(
         payer_sync.release().await;
     }
     Ok(RunReport {
-        task: task.clone(),
+        task: resolved,
         dry_run: mode == Mode::Plan,
         on_sql_error: settings.on_sql_error,
         inactive,

@@ -213,14 +213,47 @@ impl fmt::Display for BillingPeriod {
     }
 }
 
+/// Which payers a task covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayerChoice {
+    /// Every payer the profile configures (payer table and settings file), as a fixed
+    /// schedule asks with `"payers": "all"` so that adding a payer needs no new schedule.
+    All,
+    /// These payers, in the order given, without duplicates.
+    Listed(Vec<PayerId>),
+}
+
+impl PayerChoice {
+    /// The word that asks for every configured payer, in JSON and as `--payer`.
+    pub const ALL: &'static str = "all";
+
+    /// The payers named; none for [`PayerChoice::All`], which only the payer
+    /// configuration resolves (a run's report carries the resolved list).
+    pub fn listed(&self) -> &[PayerId] {
+        match self {
+            PayerChoice::All => &[],
+            PayerChoice::Listed(ids) => ids,
+        }
+    }
+}
+
+impl serde::Serialize for PayerChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PayerChoice::All => s.serialize_str(Self::ALL),
+            PayerChoice::Listed(ids) => ids.serialize(s),
+        }
+    }
+}
+
 /// A validated task: everything a run needs to know about what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TaskInput {
     /// The task's billing month; the run also covers the month(s) before it.
     #[serde(serialize_with = "serialize_period")]
     pub period: BillingPeriod,
-    /// Payers to process, in the order given, without duplicates.
-    pub payers: Vec<PayerId>,
+    /// Payers to process.
+    pub payers: PayerChoice,
     /// The settings profile (`local`, `dev`, `prod`, …).
     pub env: String,
     /// The partner the run is for, passed through to the notification.
@@ -274,12 +307,14 @@ impl TaskInput {
             (Some(text), true) => Self::from_json(text),
             (None, false) => Self::from_flags(flags),
             (None, true) => Err(TaskError::Source(
-                "no task: set TASK_INPUT_JSON or pass --year and --month (or --period YYYY-MM) and --payer",
+                "no task: set TASK_INPUT_JSON or pass --payer (an account id, or all), and --period YYYY-MM for a month other than the current one",
             )),
         }
     }
 
-    /// Parses and validates the seed's JSON task input.
+    /// Parses and validates the seed's JSON task input. Without `year` and `month` the
+    /// task month is the current one (UTC), so a fixed schedule needs no edit each month;
+    /// one of the two without the other is refused.
     pub fn from_json(text: &str) -> Result<Self, TaskError> {
         let value: Value = serde_json::from_str(text).map_err(TaskError::Json)?;
         let Value::Object(mut obj) = value else {
@@ -287,9 +322,15 @@ impl TaskInput {
         };
         let year = take_integer(&mut obj, "year")?;
         let month = take_integer(&mut obj, "month")?;
-        let period = BillingPeriod::new(year, month)?;
+        let period = match (year, month) {
+            (None, None) => BillingPeriod::current(),
+            (Some(year), Some(month)) => BillingPeriod::new(year, month)?,
+            (None, Some(_)) => return Err(TaskError::Missing("year")),
+            (Some(_), None) => return Err(TaskError::Missing("month")),
+        };
         let payers = match obj.remove("payers") {
             None => return Err(TaskError::Missing("payers")),
+            Some(Value::String(word)) if word == PayerChoice::ALL => vec![word],
             Some(Value::Array(items)) => items
                 .into_iter()
                 .map(|item| match item {
@@ -305,7 +346,8 @@ impl TaskInput {
                 return Err(TaskError::Invalid {
                     field: "payers",
                     value: other.to_string(),
-                    reason: "must be a list of account ids, e.g. [\"671238551718\"]".into(),
+                    reason: "must be a list of account ids, e.g. [\"671238551718\"], or \"all\""
+                        .into(),
                 });
             }
         };
@@ -336,14 +378,15 @@ impl TaskInput {
         Self::validated(period, payers, env, partner_id, module)
     }
 
-    /// Validates a task given as flags; `env` defaults to `local`.
+    /// Validates a task given as flags; `env` defaults to `local` and the month to the
+    /// current one.
     pub fn from_flags(flags: &TaskFlags) -> Result<Self, TaskError> {
-        let period = match &flags.period {
-            Some(text) => BillingPeriod::parse(text)?,
-            None => BillingPeriod::new(
-                flags.year.ok_or(TaskError::Missing("year"))?,
-                flags.month.ok_or(TaskError::Missing("month"))?,
-            )?,
+        let period = match (&flags.period, flags.year, flags.month) {
+            (Some(text), _, _) => BillingPeriod::parse(text)?,
+            (None, None, None) => BillingPeriod::current(),
+            (None, Some(year), Some(month)) => BillingPeriod::new(year, month)?,
+            (None, None, Some(_)) => return Err(TaskError::Missing("year")),
+            (None, Some(_), None) => return Err(TaskError::Missing("month")),
         };
         let env = flags.env.clone().unwrap_or_else(|| "local".into());
         Self::validated(
@@ -366,11 +409,20 @@ impl TaskInput {
             return Err(TaskError::Invalid {
                 field: "payers",
                 value: "[]".into(),
-                reason: "list at least one payer account id".into(),
+                reason: "list at least one payer account id, or ask for \"all\"".into(),
+            });
+        }
+        let all = raw_payers.iter().any(|raw| raw == PayerChoice::ALL);
+        if all && raw_payers.len() > 1 {
+            return Err(TaskError::Invalid {
+                field: "payers",
+                value: Value::from(raw_payers).to_string(),
+                reason: "\"all\" stands alone: ask for all payers or list account ids, not both"
+                    .into(),
             });
         }
         let mut payers: Vec<PayerId> = Vec::with_capacity(raw_payers.len());
-        for raw in &raw_payers {
+        for raw in raw_payers.iter().filter(|_| !all) {
             let id = PayerId::parse(raw).map_err(|reason| TaskError::Invalid {
                 field: "payers",
                 value: Value::String(raw.clone()).to_string(),
@@ -392,7 +444,11 @@ impl TaskInput {
         }
         Ok(Self {
             period,
-            payers,
+            payers: if all {
+                PayerChoice::All
+            } else {
+                PayerChoice::Listed(payers)
+            },
             env,
             partner_id,
             module,
@@ -421,12 +477,16 @@ fn invalid_env(value: &str) -> TaskError {
     }
 }
 
-fn take_integer(obj: &mut Map<String, Value>, field: &'static str) -> Result<i64, TaskError> {
+/// The integer `field` holds, or `None` when it is absent or null.
+fn take_integer(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<i64>, TaskError> {
     match obj.remove(field) {
-        None | Some(Value::Null) => Err(TaskError::Missing(field)),
-        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64().unwrap_or_default()),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
         // The seed's callers sometimes quote numbers; accept "7" but nothing looser.
-        Some(Value::String(s)) if s.parse::<i64>().is_ok() => Ok(s.parse().unwrap_or_default()),
+        Some(Value::String(s)) if s.parse::<i64>().is_ok() => Ok(s.parse().ok()),
         Some(other) => Err(TaskError::Invalid {
             field,
             value: other.to_string(),
@@ -461,7 +521,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.period.to_string(), "2025-07");
-        assert_eq!(t.payers[0].as_str(), "671238551718");
+        assert_eq!(t.payers.listed()[0].as_str(), "671238551718");
         assert_eq!(t.partner_id, Some(1000218));
         assert_eq!(t.env, "prod");
     }
@@ -492,6 +552,32 @@ mod tests {
                 .contains("unknown field \"mnoth\"")
         );
         assert!(err("{not json").contains("not valid JSON"));
+    }
+
+    /// A fixed schedule's input: no month (the current one, UTC) and every payer.
+    #[test]
+    fn a_schedule_names_no_month_and_all_payers() {
+        let t = TaskInput::from_json(r#"{"payers": "all", "env": "prod"}"#).unwrap();
+        assert_eq!(t.period, BillingPeriod::current());
+        assert_eq!(t.payers, PayerChoice::All);
+        assert!(
+            err(r#"{"year": 2025, "payers": "all", "env": "prod"}"#)
+                .contains("missing field \"month\"")
+        );
+        assert!(
+            err(r#"{"payers": ["all", "671238551718"], "env": "prod"}"#)
+                .contains("\"all\" stands alone")
+        );
+        assert!(err(r#"{"payers": "ALL", "env": "prod"}"#).contains(r#"payers = "ALL""#));
+        let flags = TaskFlags {
+            payers: vec!["all".into()],
+            ..TaskFlags::default()
+        };
+        let t = TaskInput::from_flags(&flags).unwrap();
+        assert_eq!(
+            (t.period, t.payers),
+            (BillingPeriod::current(), PayerChoice::All)
+        );
     }
 
     #[test]
@@ -531,7 +617,10 @@ mod tests {
             payers: vec!["671238551718".into(), "671238551718".into()],
             ..TaskFlags::default()
         };
-        assert_eq!(TaskInput::from_flags(&flags).unwrap().payers.len(), 1);
+        assert_eq!(
+            TaskInput::from_flags(&flags).unwrap().payers.listed().len(),
+            1
+        );
     }
 
     #[test]

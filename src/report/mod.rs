@@ -288,7 +288,7 @@ mod tests {
         let mut report = RunReport::fatal(task, OnSqlError::Warn, Utc::now(), String::new());
         report.fatal = None;
         report.periods.push(PeriodReport {
-            payer: report.task.payers[0].clone(),
+            payer: report.task.payers.listed()[0].clone(),
             period: report.task.period,
             outcome: PeriodOutcome::Empty {
                 counts: SyncCounts {

@@ -119,7 +119,7 @@ mod tests {
 
     use super::*;
     use crate::report::OnSqlError;
-    use crate::task::{BillingPeriod, TaskInput};
+    use crate::task::{BillingPeriod, PayerChoice, TaskInput};
 
     /// A sink that notes what it saw, and fails when told to.
     struct Probe {
@@ -171,7 +171,7 @@ mod tests {
         let report = RunReport {
             task: TaskInput {
                 period: BillingPeriod::new(2025, 7).unwrap(),
-                payers: Vec::new(),
+                payers: PayerChoice::Listed(Vec::new()),
                 env: "ops".into(),
                 partner_id: None,
                 module: "analytics".into(),

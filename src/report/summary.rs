@@ -87,7 +87,7 @@ pub fn render_summary(report: &RunReport) -> String {
         task.env,
         task.period,
         periods.join(", "),
-        plural(task.payers.len(), "payer")
+        plural(task.payers.listed().len(), "payer")
     );
     let mut current = None;
     for p in &report.periods {

@@ -192,7 +192,7 @@ pub(super) fn notification_body(report: &RunReport) -> Value {
         "task": {
             "year": task.period.year(),
             "month": task.period.month(),
-            "payers": task.payers.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "payers": task.payers.listed().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "partnerId": task.partner_id,
             "module": task.module,
             "env": task.env,
