@@ -9,14 +9,14 @@ use crate::fault_proxy::{FaultProxy, Faults};
 use crate::s3_support::{S3World, curflow_s3, ledger_keys, source_period, staged_period};
 use crate::support::run;
 
-const PAYER: &str = "671238551718";
+pub(crate) const PAYER: &str = "671238551718";
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Staging mirrors the source period, and the ledger lists exactly those files.
-async fn assert_mirrored(
+pub(crate) async fn assert_mirrored(
     c: &aws_sdk_s3::Client,
     source: &str,
     staging: &str,
