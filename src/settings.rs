@@ -60,6 +60,12 @@ pub enum SettingsError {
         /// Which profiles exist, or where a file was looked for.
         hint: String,
     },
+    /// A `CURFLOW_*` variable holds bytes that are not UTF-8 text.
+    #[error("environment variable {var} is not UTF-8 text; set it to a UTF-8 value or unset it")]
+    NotText {
+        /// The variable's name.
+        var: String,
+    },
     /// A value parsed but is outside its contract.
     #[error("settings [{profile}] {key} = {value}: {reason}")]
     Invalid {
@@ -219,22 +225,38 @@ pub struct SettingsSource {
     pub file: Option<PathBuf>,
     /// `CURFLOW_*` variables (all others are ignored).
     pub vars: Vec<(String, String)>,
+    /// `CURFLOW_*` variables whose value is not UTF-8 text: [`SettingsSource::load`]
+    /// refuses them by name.
+    pub not_text: Vec<String>,
 }
 
 impl SettingsSource {
-    /// The file from `--config` (or `CURFLOW_CONFIG`) and the process environment.
+    /// The file from `--config` (or `CURFLOW_CONFIG`) and the process environment. Any
+    /// variable may hold bytes that are not UTF-8 (`std::env::vars` would panic on one):
+    /// those outside `CURFLOW_*` are ignored like every other, ours are refused by `load`.
     pub fn from_env(file: Option<PathBuf>) -> Self {
         let file = file.or_else(|| std::env::var_os("CURFLOW_CONFIG").map(PathBuf::from));
-        Self {
+        let mut source = Self {
             file,
-            vars: std::env::vars()
-                .filter(|(k, _)| k.starts_with("CURFLOW_"))
-                .collect(),
+            ..Self::default()
+        };
+        for (key, value) in std::env::vars_os() {
+            let Some(key) = key.to_str().filter(|k| k.starts_with("CURFLOW_")) else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => source.vars.push((key.to_owned(), value)),
+                Err(_) => source.not_text.push(key.to_owned()),
+            }
         }
+        source
     }
 
     /// Loads and validates the profile named `env`.
     pub fn load(&self, env: &str) -> Result<Settings, SettingsError> {
+        if let Some(var) = self.not_text.first() {
+            return Err(SettingsError::NotText { var: var.clone() });
+        }
         let (file, mut doc) = self.read_file()?;
         let origin = file.as_ref().map_or_else(
             || "(no settings file)".to_owned(),
@@ -547,6 +569,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..SettingsSource::default()
         };
         (dir, source)
     }
@@ -571,7 +594,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("curflow.example.toml");
         let source = SettingsSource {
             file: Some(path),
-            vars: Vec::new(),
+            ..SettingsSource::default()
         };
         for profile in ["local", "prod"] {
             let settings = source

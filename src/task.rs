@@ -28,9 +28,10 @@ pub enum TaskError {
     /// A required field is absent.
     #[error("task input: missing field \"{0}\"")]
     Missing(&'static str),
-    /// A field that curflow does not know (a typo would otherwise be ignored silently).
+    /// A field that curflow does not know (a typo would otherwise be ignored silently),
+    /// named with its control characters escaped: it comes from outside.
     #[error(
-        "task input: unknown field \"{0}\"; known fields are year, month, payers, env, partnerId, module"
+        "task input: unknown field {0:?}; known fields are year, month, payers, env, partnerId, module"
     )]
     Unknown(String),
     /// A field has a value outside its contract.

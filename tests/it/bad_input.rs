@@ -172,3 +172,48 @@ fn periods_below_two() {
         );
     }
 }
+
+/// Bytes that are not UTF-8 in the environment: in a variable curflow does not read, the
+/// run goes on (here to the next refusal, the unconfigured payer); in a `CURFLOW_*` one,
+/// the refusal names it. Before, either panicked (exit 101) in every command.
+#[test]
+fn environment_values_that_are_not_text_do_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let junk = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    for (var, expect) in [
+        (
+            "SOME_OTHER_TOOL",
+            "payer 671238551718 is not configured in profile local",
+        ),
+        (
+            "CURFLOW_PERIODS",
+            "environment variable CURFLOW_PERIODS is not UTF-8 text",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = curflow(
+            dir.path(),
+            &["run", "--period", "2025-07", "--payer", OK_PAYER],
+        );
+        cmd.env(var, junk);
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expect), "{var}: {stderr}");
+    }
+}
+
+/// An unknown task key is named with its control characters escaped: a newline or an
+/// escape sequence in it cannot forge a log line or colour the terminal.
+#[test]
+fn an_unknown_key_cannot_forge_a_line() {
+    let json = format!(
+        r#"{{"year": 2025, "month": 7, "payers": ["{OK_PAYER}"], "env": "local", "x\nerror: forged \u001b[31m": 1}}"#
+    );
+    refused(
+        Some(&json),
+        &[],
+        &["unknown field", r#"x\nerror: forged \u{1b}[31m"#],
+    );
+}

@@ -463,7 +463,7 @@ impl Subject {
         .unwrap();
         let settings = curflow::settings::SettingsSource {
             file: Some(config),
-            vars: vec![],
+            ..Default::default()
         }
         .load("dev")
         .unwrap_or_else(|e| panic!("the Snowflake profile: {e}"))
