@@ -133,7 +133,7 @@ async fn source(
             | StageOutcome::Staged(_) => {
                 return Ok(format!(
                     "{url} listed, {period}'s manifest read{}",
-                    if config.access().role_arn.is_some() {
+                    if config.role_arn.is_some() {
                         " (as its role)"
                     } else {
                         ""

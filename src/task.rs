@@ -406,33 +406,7 @@ impl TaskInput {
         partner_id: Option<u64>,
         module: String,
     ) -> Result<Self, TaskError> {
-        if raw_payers.is_empty() {
-            return Err(TaskError::Invalid {
-                field: "payers",
-                value: "[]".into(),
-                reason: "list at least one payer account id, or ask for \"all\"".into(),
-            });
-        }
-        let all = raw_payers.iter().any(|raw| raw == PayerChoice::ALL);
-        if all && raw_payers.len() > 1 {
-            return Err(TaskError::Invalid {
-                field: "payers",
-                value: Value::from(raw_payers).to_string(),
-                reason: "\"all\" stands alone: ask for all payers or list account ids, not both"
-                    .into(),
-            });
-        }
-        let mut payers: Vec<PayerId> = Vec::with_capacity(raw_payers.len());
-        for raw in raw_payers.iter().filter(|_| !all) {
-            let id = PayerId::parse(raw).map_err(|reason| TaskError::Invalid {
-                field: "payers",
-                value: Value::String(raw.clone()).to_string(),
-                reason,
-            })?;
-            if !payers.contains(&id) {
-                payers.push(id);
-            }
-        }
+        let payers = payer_choice(raw_payers)?;
         if !is_profile_name(&env) {
             return Err(invalid_env(&Value::String(env).to_string()));
         }
@@ -445,11 +419,7 @@ impl TaskInput {
         }
         Ok(Self {
             period,
-            payers: if all {
-                PayerChoice::All
-            } else {
-                PayerChoice::Listed(payers)
-            },
+            payers,
             env,
             partner_id,
             module,
@@ -460,6 +430,40 @@ impl TaskInput {
     pub fn periods(&self, count: u32) -> Vec<BillingPeriod> {
         self.period.with_previous(count)
     }
+}
+
+/// The task's payers as given: `["all"]` alone, or account ids (duplicates dropped).
+fn payer_choice(raw_payers: Vec<String>) -> Result<PayerChoice, TaskError> {
+    if raw_payers.is_empty() {
+        return Err(TaskError::Invalid {
+            field: "payers",
+            value: "[]".into(),
+            reason: "list at least one payer account id, or ask for \"all\"".into(),
+        });
+    }
+    if raw_payers.iter().any(|raw| raw == PayerChoice::ALL) {
+        if raw_payers.len() > 1 {
+            return Err(TaskError::Invalid {
+                field: "payers",
+                value: Value::from(raw_payers).to_string(),
+                reason: "\"all\" stands alone: ask for all payers or list account ids, not both"
+                    .into(),
+            });
+        }
+        return Ok(PayerChoice::All);
+    }
+    let mut payers: Vec<PayerId> = Vec::with_capacity(raw_payers.len());
+    for raw in &raw_payers {
+        let id = PayerId::parse(raw).map_err(|reason| TaskError::Invalid {
+            field: "payers",
+            value: Value::String(raw.clone()).to_string(),
+            reason,
+        })?;
+        if !payers.contains(&id) {
+            payers.push(id);
+        }
+    }
+    Ok(PayerChoice::Listed(payers))
 }
 
 /// Profile names are short identifiers; whether the profile exists is checked by settings.
