@@ -69,7 +69,10 @@ impl Error {
             Error::Setup(e) => e.is_bad_input(),
             Error::Storage(e) => matches!(e, storage::StorageError::BadUrl { .. }),
             Error::Demo(demo::DemoError::Task(_) | demo::DemoError::Settings(_)) => true,
-            Error::Registry(warehouse::WarehouseError::PayerTable(_)) => true,
+            Error::Registry(
+                warehouse::WarehouseError::PayerTable(_)
+                | warehouse::WarehouseError::Credentials(_),
+            ) => true,
             Error::Generate(_) | Error::Demo(_) | Error::Report(_) | Error::Registry(_) => false,
         }
     }

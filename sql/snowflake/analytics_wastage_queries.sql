@@ -42,6 +42,15 @@ WITH fee AS (
     AND bill_payer_account_id IN (#payers_ids)
     AND reservation_reservation_a_r_n IS NOT NULL
   GROUP BY reservation_reservation_a_r_n
+), times AS (
+  -- CUR writes the reservation's start and end as UTC text, 2025-07-15T06:00:00.000Z.
+  -- AUTO detection does not list a trailing Z (a failed TRY_CAST would spread the
+  -- reservation over the whole period), so the text is read in that one form, and any
+  -- other fails the run naming the value.
+  SELECT commitment_arn,
+         TO_TIMESTAMP_NTZ(REPLACE(NULLIF(start_time, ''), 'Z', ''), 'YYYY-MM-DD"T"HH24:MI:SS.FF3') AS start_at,
+         TO_TIMESTAMP_NTZ(REPLACE(NULLIF(end_time, ''), 'Z', ''), 'YYYY-MM-DD"T"HH24:MI:SS.FF3') AS end_at
+  FROM fee
 ), bounds AS (
   SELECT MIN(usage_hour) AS period_start, DATEADD(hour, 1, MAX(usage_hour)) AS period_end
   FROM billing_hours
@@ -51,9 +60,9 @@ SELECT commitment_arn, owner_account_id, region, product_code,
        CASE WHEN normalized_units > 0 THEN normalized_units ELSE reserved_units END AS total_units,
        period_cost,
        reported_unused_cost,
-       GREATEST(COALESCE(DATE_TRUNC('hour', TRY_CAST(start_time AS TIMESTAMP_NTZ)), period_start), period_start) AS active_from,
-       LEAST(COALESCE(TRY_CAST(end_time AS TIMESTAMP_NTZ), period_end), period_end) AS active_until
-FROM fee CROSS JOIN bounds;
+       GREATEST(COALESCE(DATE_TRUNC('hour', start_at), period_start), period_start) AS active_from,
+       LEAST(COALESCE(end_at, period_end), period_end) AS active_until
+FROM fee JOIN times USING (commitment_arn) CROSS JOIN bounds;
 
 -- RI use per reservation, hour and application, in the reservation's unit.
 CREATE OR REPLACE TEMPORARY TABLE ri_use AS

@@ -1,17 +1,32 @@
 //! A fake of the Snowflake SQL API v2 on loopback, following the official reference: the
 //! only in-repo fake the tests use (Snowflake has no local server).
 //!
-//! - `POST /api/v2/statements?requestId=…[&retry=true]`: checks the `Authorization: Bearer`
-//!   key-pair JWT (RS256 signature with the test's public key, `iss`/`sub`/`iat`/`exp`
-//!   claims) and `X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT`; splits the statement
-//!   text and checks `parameters.MULTI_STATEMENT_COUNT`; refuses bindings in a
-//!   multi-statement request; answers 200 with a `ResultSet` (a multi-statement request:
-//!   `statementHandles`), 202 with a `QueryStatus` when told to run "asynchronously", 422
-//!   with a `QueryFailureStatus` when a rule says a statement fails, or 429/503 when told
-//!   to throttle. A resubmitted `requestId` gets the first submission's statement back
-//!   without running it again.
-//! - `GET /api/v2/statements/{handle}[?partition=N]`: 202 while "running", then the result,
-//!   `partition` N of `resultSetMetaData.partitionInfo`.
+//! - Every request: `Authorization: Bearer` with `X-Snowflake-Authorization-Token-Type`
+//!   `KEYPAIR_JWT` (RS256 signature with the test's public key, `iss`/`sub`/`iat`/`exp`
+//!   claims), `PROGRAMMATIC_ACCESS_TOKEN` or `OAUTH` (a token the test issued); without the
+//!   header the type is told from the token, as the docs say.
+//! - `POST /api/v2/statements?requestId=…[&retry=true]`: the `warehouse`, `database`,
+//!   `schema` and `role` fields must name the account's objects exactly (they are
+//!   case-sensitive); `parameters` may hold only the session parameters the API lists;
+//!   the statement text is split by sqlparser's Snowflake tokenizer (not curflow's
+//!   splitter) and must hold `MULTI_STATEMENT_COUNT` statements; bindings are refused in a
+//!   multi-statement request. Answers 200 with a `ResultSet` (a multi-statement request:
+//!   `statementHandles`), 202 with a `QueryStatus` when told to run "asynchronously", 408
+//!   when a rule says a statement times out, 422 with a `QueryFailureStatus` when a
+//!   statement fails — of a multi-statement request, the documented wrapper (code 100132,
+//!   SQLSTATE P0000, "… failed on statement "…" (at line L, position P).\n<error> …") —
+//!   and 429/500/502/503/504 when told to. A resubmitted `requestId` with `retry=true`
+//!   gets the first submission's statement back without running it again only when that
+//!   one succeeded; otherwise it runs again ("Submitting a request").
+//! - Transactions: a failed statement inside `BEGIN … COMMIT` aborts the transaction only
+//!   after `ALTER SESSION SET TRANSACTION_ABORT_ON_ERROR = TRUE`. Without it the failed
+//!   statement alone is undone and the transaction stays open ("Transactions"); what the
+//!   end of the request then does to it is not documented, so the fake takes the outcome
+//!   that hurts: the statements before the failure are committed.
+//! - `GET /api/v2/statements/{handle}[?partition=N]`: 202 (or 429, as the docs allow)
+//!   while "running", then the result; `partition` N ≥ 1 of
+//!   `resultSetMetaData.partitionInfo` is gzip-compressed (`Content-Encoding: gzip`) and
+//!   carries no metadata; partition 0 carries `numRows`.
 //! - `POST /api/v2/statements/{handle}/cancel`.
 //!
 //! By default statements are not executed: a test scripts the rows a statement returns (by
@@ -32,8 +47,9 @@ use std::sync::{Arc, Mutex};
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use curflow::warehouse::snowflake::ddl::split_statements;
 use serde_json::{Value, json};
+use sqlparser::dialect::SnowflakeDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// What a statement does in the fake.
 #[derive(Debug, Clone)]
@@ -42,7 +58,56 @@ pub enum Answer {
     Rows(Vec<&'static str>, Vec<Vec<Option<String>>>),
     /// Fails with a 422 carrying this code, SQLSTATE and message.
     Fail(&'static str, &'static str, &'static str),
+    /// Runs past the request's `timeout`: Snowflake cancels it and answers 408.
+    TimeOut,
 }
+
+/// The account's objects a request's context fields must name exactly, and the tokens it
+/// accepts besides key-pair JWTs.
+#[derive(Debug, Clone)]
+struct Account {
+    warehouses: Vec<String>,
+    databases: Vec<String>,
+    schemas: Vec<String>,
+    roles: Vec<String>,
+    /// (token type, token) pairs issued by the test.
+    tokens: Vec<(&'static str, String)>,
+}
+
+impl Default for Account {
+    fn default() -> Self {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect();
+        Self {
+            warehouses: names(&["CURFLOW_WH"]),
+            databases: names(&["FINOPS"]),
+            schemas: names(&["CUR"]),
+            roles: names(&["CURFLOW"]),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// The session parameters the SQL API accepts in a request's `parameters` ("SQL API
+/// reference": "The SQL API only supports the session parameters listed").
+const SESSION_PARAMETERS: [&str; 13] = [
+    "binary_output_format",
+    "client_result_chunk_size",
+    "date_output_format",
+    "multi_statement_count",
+    "query_tag",
+    "rows_per_resultset",
+    "time_output_format",
+    "timestamp_ltz_output_format",
+    "timestamp_ntz_output_format",
+    "timestamp_output_format",
+    "timestamp_tz_output_format",
+    "timezone",
+    "use_cached_result",
+];
+
+/// The session time zone when a request sets none: the SQL API ignores the account's and
+/// user's TIMEZONE ("Handling responses") and Snowflake's default is this.
+const DEFAULT_TIME_ZONE: &str = "America/Los_Angeles";
 
 /// One POST received.
 #[derive(Debug, Clone)]
@@ -55,6 +120,8 @@ pub struct Received {
     pub statements: Vec<String>,
     /// The request body.
     pub body: Value,
+    /// Whether the statements ran (a de-duplicated resubmission did not).
+    pub ran: bool,
 }
 
 /// A statement's result: column names, rows, and (multi-statement) its statements' handles.
@@ -80,13 +147,19 @@ struct State {
     rules: Vec<(&'static str, Answer)>,
     /// Statuses to answer the next POSTs with instead of serving them.
     throttle: VecDeque<u16>,
+    /// Statuses to answer the next status polls of a running statement with.
+    poll_throttle: VecDeque<u16>,
+    /// POSTs whose statements run but whose answer is lost (a 503 instead).
+    lost_answers: usize,
+    account: Account,
     /// 202 answers (POST and status polls) before a statement is done.
     async_polls: usize,
     /// Rows per result partition.
     partition_rows: usize,
     received: Vec<Received>,
     executed: Vec<String>,
-    by_request: HashMap<String, Value>,
+    /// Request id → the handle of its statement.
+    by_request: HashMap<String, String>,
     statements: HashMap<String, Statement>,
     cancelled: Vec<String>,
     auth_failures: Vec<String>,
@@ -169,9 +242,11 @@ impl Executor {
         self.read()
     }
 
-    /// A new session in `database`.`schema`.
-    fn open(&mut self, database: &Value, schema: &Value) -> Result<u64, String> {
-        let answer = self.call(&json!({"op": "open", "database": database, "schema": schema}))?;
+    /// A new session in `database`.`schema`, in `time_zone`.
+    fn open(&mut self, database: &Value, schema: &Value, time_zone: &str) -> Result<u64, String> {
+        let answer = self.call(
+            &json!({"op": "open", "database": database, "schema": schema, "timezone": time_zone}),
+        )?;
         answer["session"]
             .as_u64()
             .ok_or_else(|| format!("no session: {answer}"))
@@ -240,6 +315,7 @@ impl FakeSnowflake {
                 public_key,
             ),
             partition_rows: 1000,
+            account: Account::default(),
             ..State::default()
         }));
         let serving = Arc::clone(&state);
@@ -258,7 +334,8 @@ impl FakeSnowflake {
         f(&mut self.state.lock().unwrap())
     }
 
-    /// Statements containing `needle` get `answer` (the first matching rule wins).
+    /// Statements containing `needle` get `answer` (the latest matching rule wins, so a
+    /// test can override what its setup scripted).
     pub fn answer(&self, needle: &'static str, answer: Answer) {
         self.with(|s| s.rules.push((needle, answer)));
     }
@@ -266,6 +343,27 @@ impl FakeSnowflake {
     /// The next POSTs are answered with these statuses (e.g. 429, 503) first.
     pub fn throttle(&self, statuses: &[u16]) {
         self.with(|s| s.throttle.extend(statuses));
+    }
+
+    /// The next status polls of a running statement are answered with these statuses
+    /// (429: the docs' "still running"; 5xx) before they are served.
+    pub fn throttle_polls(&self, statuses: &[u16]) {
+        self.with(|s| s.poll_throttle.extend(statuses));
+    }
+
+    /// The next `count` POSTs run, but their answer is lost on the way (a 503).
+    pub fn lose_answers(&self, count: usize) {
+        self.with(|s| s.lost_answers = count);
+    }
+
+    /// Issues a token of `kind` (`PROGRAMMATIC_ACCESS_TOKEN` or `OAUTH`) for the user.
+    pub fn issue_token(&self, kind: &'static str, token: &str) {
+        self.with(|s| s.account.tokens.push((kind, token.to_owned())));
+    }
+
+    /// Statement handles cancelled, in order.
+    pub fn cancelled(&self) -> Vec<String> {
+        self.with(|s| s.cancelled.clone())
     }
 
     /// Every statement answers 202 `polls` times before its result.
@@ -310,7 +408,7 @@ impl FakeSnowflake {
                 .as_mut()
                 .expect("FakeSnowflake::sql needs execute_in_fakesnow first");
             let session = executor
-                .open(&json!(database), &json!(schema))
+                .open(&json!(database), &json!(schema), DEFAULT_TIME_ZONE)
                 .unwrap_or_else(|e| panic!("{e}"));
             let mut out = Vec::new();
             for statement in statements {
@@ -365,23 +463,40 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let mut state = state.lock().unwrap();
         handle(&mut state, &method, &target, &headers, &body)
     };
-    let text = answer.to_string();
+    // A later partition's body is gzip-compressed, whatever the client asked for
+    // ("Handling responses": "the body contains JSON data in compressed form (using gzip)").
+    let (_, params) = query(&target);
+    let later_partition = params
+        .get("partition")
+        .is_some_and(|p| p.parse::<usize>().is_ok_and(|n| n > 0));
+    let (payload, encoding) = if status == 200 && later_partition {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(answer.to_string().as_bytes())?;
+        (gzip.finish()?, "Content-Encoding: gzip\r\n")
+    } else {
+        (answer.to_string().into_bytes(), "")
+    };
     let reason = match status {
         200 => "OK",
         202 => "Accepted",
+        400 => "Bad Request",
         401 => "Unauthorized",
         408 => "Request Timeout",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Error",
     };
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{encoding}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
     )?;
+    stream.write_all(&payload)?;
     stream.flush()
 }
 
@@ -397,19 +512,44 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Checks the key-pair JWT as Snowflake does; the reason when it is refused.
-fn check_jwt(state: &State, headers: &HashMap<String, String>) -> Result<(), String> {
-    if headers
-        .get("x-snowflake-authorization-token-type")
-        .map(String::as_str)
-        != Some("KEYPAIR_JWT")
-    {
-        return Err("token type is not KEYPAIR_JWT".into());
-    }
-    let jwt = headers
+/// Checks the request's credentials as Snowflake does; the reason when they are refused.
+fn check_auth(state: &State, headers: &HashMap<String, String>) -> Result<(), String> {
+    let token = headers
         .get("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or("no Bearer token")?;
+    // "If you omit the X-Snowflake-Authorization-Token-Type header, Snowflake determines the
+    // token type by examining the token."
+    let kind = match headers.get("x-snowflake-authorization-token-type") {
+        Some(kind) => kind.as_str(),
+        None if token.split('.').count() == 3 => "KEYPAIR_JWT",
+        None => state
+            .account
+            .tokens
+            .iter()
+            .find(|(_, t)| t == token)
+            .map_or("OAUTH", |(kind, _)| *kind),
+    };
+    match kind {
+        "KEYPAIR_JWT" => check_jwt(state, token),
+        "PROGRAMMATIC_ACCESS_TOKEN" | "OAUTH" => {
+            if state
+                .account
+                .tokens
+                .iter()
+                .any(|(k, t)| *k == kind && t == token)
+            {
+                Ok(())
+            } else {
+                Err(format!("not a valid {kind} token of this user"))
+            }
+        }
+        other => Err(format!("unknown token type {other}")),
+    }
+}
+
+/// Checks a key-pair JWT as Snowflake does; the reason when it is refused.
+fn check_jwt(state: &State, jwt: &str) -> Result<(), String> {
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, claims, signature] = parts[..] else {
         return Err("not a JWT".into());
@@ -459,7 +599,7 @@ fn handle(
     headers: &HashMap<String, String>,
     body: &[u8],
 ) -> (u16, Value) {
-    if let Err(reason) = check_jwt(state, headers) {
+    if let Err(reason) = check_auth(state, headers) {
         state.auth_failures.push(reason.clone());
         return (
             401,
@@ -470,7 +610,16 @@ fn handle(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         ("POST", ["api", "v2", "statements"]) => submit(state, &params, body),
-        ("GET", ["api", "v2", "statements", handle]) => status(state, handle, &params),
+        ("GET", ["api", "v2", "statements", handle]) => {
+            let running = state
+                .statements
+                .get(*handle)
+                .is_some_and(|s| s.polls_left > 0);
+            if running && let Some(busy) = state.poll_throttle.pop_front() {
+                return (busy, query_status(handle, "Too many requests."));
+            }
+            status(state, handle, &params)
+        }
         ("POST", ["api", "v2", "statements", handle, "cancel"]) => {
             state.cancelled.push((*handle).to_owned());
             (
@@ -490,33 +639,157 @@ fn failure(code: &str, sql_state: &str, message: &str, handle: &str) -> Value {
     })
 }
 
+/// A `QueryStatus` of a statement that has not finished.
+fn query_status(handle: &str, message: &str) -> Value {
+    json!({
+        "code": "333334", "sqlState": "01000", "message": message,
+        "statementHandle": handle, "statementStatusUrl": format!("/api/v2/statements/{handle}"),
+    })
+}
+
+/// One statement of a request's text: itself, and where it starts (line 1-based, position
+/// 0-based), as Snowflake's multi-statement error names it.
+#[derive(Debug, Clone)]
+struct Piece {
+    text: String,
+    line: u64,
+    position: u64,
+}
+
+/// The statements of a request's text, split at `;` tokens by sqlparser's Snowflake
+/// tokenizer (quotes and comments as Snowflake reads them); `None` when it cannot
+/// tokenize the text.
+fn split(text: &str) -> Option<Vec<Piece>> {
+    let tokens = Tokenizer::new(&SnowflakeDialect {}, text)
+        .tokenize_with_location()
+        .ok()?;
+    // Byte offset of each line's start, to cut the text at token locations.
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |line: u64, column: u64| {
+        let start = line_starts[(line - 1) as usize];
+        start
+            + text[start..]
+                .char_indices()
+                .nth((column - 1) as usize)
+                .map_or(text.len() - start, |(i, _)| i)
+    };
+    let mut pieces = Vec::new();
+    let mut first: Option<(u64, u64)> = None;
+    for token in tokens {
+        let at = (token.span.start.line, token.span.start.column);
+        match token.token {
+            Token::SemiColon => {
+                if let Some((line, column)) = first.take() {
+                    let text = text[offset(line, column)..offset(at.0, at.1)].trim_end();
+                    pieces.push(Piece {
+                        text: text.to_owned(),
+                        line,
+                        position: column - 1,
+                    });
+                }
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            _ => {
+                first.get_or_insert(at);
+            }
+        }
+    }
+    if let Some((line, column)) = first {
+        pieces.push(Piece {
+            text: text[offset(line, column)..].trim_end().to_owned(),
+            line,
+            position: column - 1,
+        });
+    }
+    Some(pieces)
+}
+
+/// Refuses a request whose context fields do not name the account's objects exactly.
+fn check_context(account: &Account, body: &Value) -> Result<(), (&'static str, String)> {
+    let fields: [(&str, &[String], &str); 4] = [
+        ("warehouse", &account.warehouses, "390201"),
+        ("database", &account.databases, "390201"),
+        ("schema", &account.schemas, "390201"),
+        ("role", &account.roles, "390189"),
+    ];
+    for (field, names, code) in fields {
+        if let Some(value) = body.get(field) {
+            let value = value.as_str().unwrap_or_default();
+            if !names.iter().any(|n| n == value) {
+                return Err((
+                    code,
+                    format!("The requested {field} '{value}' does not exist or not authorized."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (u16, Value) {
     if let Some(status) = state.throttle.pop_front() {
         return (status, json!({"message": "throttled by the fake"}));
     }
     let request_id = params.get("requestId").cloned().unwrap_or_default();
+    let retry = params.get("retry").is_some_and(|v| v == "true");
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    // Split as the API does: at `;` outside quotes and comments.
-    let statements = split_statements(body["statement"].as_str().unwrap_or_default());
+    let Some(pieces) = split(body["statement"].as_str().unwrap_or_default()) else {
+        return (
+            422,
+            failure("001003", "42000", "SQL compilation error: syntax error", ""),
+        );
+    };
+    let statements: Vec<String> = pieces.iter().map(|p| p.text.clone()).collect();
     state.received.push(Received {
         request_id: request_id.clone(),
-        retry: params.get("retry").is_some_and(|v| v == "true"),
+        retry,
         statements: statements.clone(),
         body: body.clone(),
+        ran: false,
     });
-    if let Some(previous) = state.by_request.get(&request_id) {
-        let handle = previous["statementHandle"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        return status(state, &handle, &HashMap::new());
+    // "Snowflake does not execute the statement again if the statement has already been
+    // executed successfully" — with retry=true, and only then.
+    if retry && let Some(previous) = state.by_request.get(&request_id).cloned() {
+        let succeeded = state
+            .statements
+            .get(&previous)
+            .is_some_and(|s| s.outcome.is_ok());
+        if succeeded {
+            return status(state, &previous, &HashMap::new());
+        }
     }
+    if let Err((code, message)) = check_context(&state.account, &body) {
+        return (422, failure(code, "08004", &message, ""));
+    }
+    let parameters = body["parameters"].as_object().cloned().unwrap_or_default();
+    if let Some(unknown) = parameters
+        .keys()
+        .find(|k| !SESSION_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()))
+    {
+        return (
+            400,
+            json!({"code": "391917", "message": format!("Unsupported session parameter {unknown}: the SQL API only supports the session parameters it lists.")}),
+        );
+    }
+    let parameter = |name: &str| {
+        parameters
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
     state.next += 1;
     let handle = format!("01b2c3d4-0000-{:04}-0000-{:012}", state.next, state.next);
-    let expected = body["parameters"]["MULTI_STATEMENT_COUNT"]
-        .as_str()
+    let expected = parameter("MULTI_STATEMENT_COUNT")
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1);
+    let time_zone = parameter("TIMEZONE")
+        .unwrap_or(DEFAULT_TIME_ZONE)
+        .to_owned();
+    if let Some(received) = state.received.last_mut() {
+        received.ran = true;
+    }
     let outcome = if expected != statements.len() && expected != 0 {
         Err((
             422,
@@ -541,7 +814,7 @@ fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (
             ),
         ))
     } else {
-        run(state, &statements, &handle, &body)
+        run(state, &pieces, &handle, &body, &time_zone)
     };
     state.statements.insert(
         handle.clone(),
@@ -550,9 +823,11 @@ fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (
             outcome,
         },
     );
-    state
-        .by_request
-        .insert(request_id, json!({ "statementHandle": handle }));
+    state.by_request.insert(request_id, handle.clone());
+    if state.lost_answers > 0 {
+        state.lost_answers -= 1;
+        return (503, json!({"message": "the answer was lost on the way"}));
+    }
     status(state, &handle, &HashMap::new())
 }
 
@@ -560,14 +835,15 @@ fn submit(state: &mut State, params: &HashMap<String, String>, body: &[u8]) -> (
 /// [`run_statements`]), ended whatever happens.
 fn run(
     state: &mut State,
-    statements: &[String],
+    pieces: &[Piece],
     handle: &str,
     body: &Value,
+    time_zone: &str,
 ) -> Result<Rows, (u16, Value)> {
     let session = match state.executor.as_mut() {
         Some(executor) => Some(
             executor
-                .open(&body["database"], &body["schema"])
+                .open(&body["database"], &body["schema"], time_zone)
                 .map_err(|e| (422, failure("000000", "XX000", &e, handle)))?,
         ),
         None => None,
@@ -588,23 +864,38 @@ fn run(
             bound.into_iter().map(|(_, v)| v).collect()
         })
         .unwrap_or_default();
-    let result = run_statements(
-        state,
-        statements,
-        handle,
-        session.map(|s| (s, &bindings[..])),
-    );
+    let result = run_statements(state, pieces, handle, session.map(|s| (s, &bindings[..])));
     if let (Some(executor), Some(session)) = (state.executor.as_mut(), session) {
         executor.close(session);
     }
     result
 }
 
+/// A statement's text in upper case with single spaces, to recognise session and
+/// transaction statements.
+fn normalized(statement: &str) -> String {
+    statement
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
+}
+
+/// The transaction state of one request's session.
+#[derive(Default)]
+struct Transaction {
+    /// `ALTER SESSION SET TRANSACTION_ABORT_ON_ERROR = TRUE` was run.
+    abort_on_error: bool,
+    /// Inside `BEGIN … COMMIT`: the statements that succeeded since `BEGIN`.
+    open: Option<Vec<String>>,
+}
+
 /// "Runs" statements: records them and picks each one's answer (a rule's, else fakesnow's
-/// in `session` with its bindings, else "executed successfully"); stops at a failure.
+/// in `session` with its bindings, else "executed successfully"); stops at a failure,
+/// which in a multi-statement request is reported in Snowflake's wrapper error.
 fn run_statements(
     state: &mut State,
-    statements: &[String],
+    pieces: &[Piece],
     handle: &str,
     session: Option<(u64, &[String])>,
 ) -> Result<Rows, (u16, Value)> {
@@ -613,37 +904,86 @@ fn run_statements(
         vec!["status".to_owned()],
         vec![vec![Some("Statement executed successfully.".to_owned())]],
     );
-    for statement in statements {
+    let mut transaction = Transaction::default();
+    for piece in pieces {
+        let statement = &piece.text;
         state.executed.push(statement.clone());
         let answer = state
             .rules
             .iter()
+            .rev()
             .find(|(needle, _)| statement.contains(needle))
             .map(|(_, a)| a.clone());
-        last = match answer {
-            Some(Answer::Fail(code, sql_state, message)) => {
-                return Err((422, failure(code, sql_state, message, handle)));
+        let text = normalized(statement);
+        let session_setting = text.strip_prefix("ALTER SESSION SET TRANSACTION_ABORT_ON_ERROR = ");
+        let outcome = match (answer, session_setting) {
+            (Some(Answer::Fail(code, sql_state, message)), _) => {
+                Err((code.to_owned(), sql_state.to_owned(), message.to_owned()))
             }
-            Some(Answer::Rows(columns, rows)) => {
-                (columns.iter().map(|c| (*c).to_owned()).collect(), rows)
+            (Some(Answer::TimeOut), _) => {
+                return Err((
+                    408,
+                    query_status(
+                        handle,
+                        "Statement reached its statement or warehouse timeout of 3,600 second(s) and was canceled.",
+                    ),
+                ));
             }
-            None => match (session, state.executor.as_mut()) {
-                (Some((session, bindings)), Some(executor)) => {
-                    match executor.run(session, statement, bindings) {
-                        Ok(Ok(result)) => result,
-                        Ok(Err((code, sql_state, message))) => {
-                            return Err((422, failure(&code, &sql_state, &message, handle)));
-                        }
-                        Err(e) => return Err((422, failure("000000", "XX000", &e, handle))),
-                    }
-                }
-                _ => (
+            (Some(Answer::Rows(columns, rows)), _) => {
+                Ok((columns.iter().map(|c| (*c).to_owned()).collect(), rows))
+            }
+            // fakesnow does not implement this session parameter: the fake keeps it.
+            (None, Some(value)) => {
+                transaction.abort_on_error = value == "TRUE";
+                Ok((
                     vec!["status".to_owned()],
                     vec![vec![Some("Statement executed successfully.".to_owned())]],
-                ),
+                ))
+            }
+            (None, None) => match (session, state.executor.as_mut()) {
+                (Some((session, bindings)), Some(executor)) => {
+                    match executor.run(session, statement, bindings) {
+                        Ok(result) => result,
+                        Err(e) => Err(("000000".to_owned(), "XX000".to_owned(), e)),
+                    }
+                }
+                _ => Ok((
+                    vec!["status".to_owned()],
+                    vec![vec![Some("Statement executed successfully.".to_owned())]],
+                )),
             },
         };
-        if statements.len() > 1 {
+        last = match outcome {
+            Ok(result) => result,
+            Err((code, sql_state, message)) => {
+                if let (Some(done), Some((session, _))) = (transaction.open.take(), session)
+                    && !transaction.abort_on_error
+                {
+                    keep_what_ran_before(state, session, &done);
+                }
+                if pieces.len() == 1 {
+                    return Err((422, failure(&code, &sql_state, &message, handle)));
+                }
+                let shown: String = statement.chars().take(30).collect();
+                let message = format!(
+                    "JavaScript execution error: Uncaught Execution of multiple statements failed on statement \"{shown}...\" (at line {}, position {}).\n{message} in SYSTEM$MULTISTMT at '    throw `Execution of multiple statements failed on statement {{0}} (at line {{1}}, position {{2}}).`.replace('{{1}}', LINES[i])' position 4\nstackstrace: \nSYSTEM$MULTISTMT line: 10",
+                    piece.line, piece.position
+                );
+                return Err((422, failure("100132", "P0000", &message, handle)));
+            }
+        };
+        match text.as_str() {
+            "BEGIN" | "BEGIN TRANSACTION" | "START TRANSACTION" => {
+                transaction.open = Some(Vec::new());
+            }
+            "COMMIT" | "ROLLBACK" => transaction.open = None,
+            _ => {
+                if let Some(done) = transaction.open.as_mut() {
+                    done.push(statement.clone());
+                }
+            }
+        }
+        if pieces.len() > 1 {
             state.next += 1;
             let child = format!("01b2c3d4-0001-{:04}-0000-{:012}", state.next, state.next);
             state.statements.insert(
@@ -656,7 +996,7 @@ fn run_statements(
             children.push(child);
         }
     }
-    if statements.len() > 1 {
+    if pieces.len() > 1 {
         let message = vec![vec![Some(
             "Multiple statements executed successfully.".to_owned(),
         )]];
@@ -667,6 +1007,21 @@ fn run_statements(
         ));
     }
     Ok((last.0, last.1, children))
+}
+
+/// A statement failed inside a transaction without `TRANSACTION_ABORT_ON_ERROR`: only it
+/// is undone, and the transaction's earlier statements stay (fakesnow's DuckDB aborts the
+/// whole transaction, so they are run again and committed).
+fn keep_what_ran_before(state: &mut State, session: u64, done: &[String]) {
+    let Some(executor) = state.executor.as_mut() else {
+        return;
+    };
+    let _ = executor.run(session, "ROLLBACK", &[]);
+    let _ = executor.run(session, "BEGIN TRANSACTION", &[]);
+    for statement in done {
+        let _ = executor.run(session, statement, &[]);
+    }
+    let _ = executor.run(session, "COMMIT", &[]);
 }
 
 fn status(state: &mut State, handle: &str, params: &HashMap<String, String>) -> (u16, Value) {
@@ -687,11 +1042,10 @@ fn status(state: &mut State, handle: &str, params: &HashMap<String, String>) -> 
         statement.polls_left -= 1;
         return (
             202,
-            json!({
-                "code": "333334", "sqlState": "01000",
-                "message": "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.",
-                "statementHandle": handle, "statementStatusUrl": url,
-            }),
+            query_status(
+                handle,
+                "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.",
+            ),
         );
     }
     let (columns, rows, children) = match &statement.outcome {

@@ -6,7 +6,8 @@ in fakesnow (Snowflake SQL emulated on DuckDB), so that the fake answers with co
 One long-lived process per fake. It reads one JSON request per line on stdin and writes one
 JSON answer per line on stdout:
 
-    {"op": "open", "database": "FINOPS", "schema": "CUR"}       -> {"session": 1}
+    {"op": "open", "database": "FINOPS", "schema": "CUR",
+     "timezone": "America/Los_Angeles"}                         -> {"session": 1}
     {"op": "run", "session": 1, "sql": "...", "bindings": [..]}  -> {"columns": [..], "rows": [[..]]}
                                                                   or {"error": {"code", "sqlState", "message"}}
     {"op": "close", "session": 1}                                -> {"closed": 1}
@@ -22,8 +23,13 @@ fakesnow has no external tables and cannot read a stage's S3 URL, so this transl
 - CREATE OR REPLACE EXTERNAL TABLE name ... LOCATION = @stage/ ...: a plain table of that
   name with the staged files' columns and no rows (REFRESH_ON_CREATE = FALSE);
 - ALTER EXTERNAL TABLE name REFRESH: the table reloaded with every Parquet file under the
-  stage's URL, read from the S3 server. resource_tags (a Parquet map) becomes an OBJECT, as
-  INFER_SCHEMA makes it;
+  stage's URL, read from the S3 server, as an external table reads them (the
+  non-vectorized Parquet scanner, the only one external tables use):
+  - resource_tags (a Parquet map) becomes {"key_value": [{"key": …, "value": …}, …]}
+    ("CREATE FILE FORMAT", USE_VECTORIZED_SCANNER = FALSE);
+  - a timestamp (UTC, without a zone in the file) becomes a local timestamp read in the
+    session's time zone, which the column's TIMESTAMP_NTZ keeps as wall-clock time: right
+    only in a UTC session;
 - CLUSTER BY (...) of CREATE TABLE is dropped (fakesnow ignores it noisily; DuckDB has none).
 Everything else runs through the Snowflake connector API unchanged, `?` bound to the
 request's bindings. Cells come back as text, as the SQL API's jsonv2 format gives them.
@@ -79,8 +85,9 @@ class Executor:
         self.stages = {}
         self.external_tables = {}
 
-    def open(self, database, schema):
+    def open(self, database, schema, timezone):
         conn = self.fake.connect(database=database, schema=schema, paramstyle="qmark")
+        conn._duck_conn.execute(f"SET TimeZone = '{timezone}'")
         self.next_session += 1
         self.sessions[self.next_session] = (conn, database, schema)
         return {"session": self.next_session}
@@ -157,9 +164,7 @@ class Executor:
         duck = conn._duck_conn
         duck.register("curflow_staged", staged)
         try:
-            columns = ", ".join(
-                f"to_json({c}) AS {c}" if c == "resource_tags" else c for c in staged.schema.names
-            )
+            columns = ", ".join(external_column(field) for field in staged.schema)
             limit = "" if rows else " LIMIT 0"
             duck.execute(
                 f"CREATE OR REPLACE TABLE {database}.{schema}.{name} AS SELECT {columns} FROM curflow_staged{limit}"
@@ -167,6 +172,16 @@ class Executor:
         finally:
             duck.unregister("curflow_staged")
         return [f"s3://{bucket}/{k}" for k in sorted(keys)]
+
+
+def external_column(field):
+    """A staged Parquet column as an external table reads it (see the module's note)."""
+    name = field.name
+    if name == "resource_tags":
+        return f"CASE WHEN {name} IS NULL THEN NULL ELSE to_json({{'key_value': map_entries({name})}}) END AS {name}"
+    if pa.types.is_timestamp(field.type):
+        return f"CAST(timezone('UTC', CAST({name} AS TIMESTAMP)) AS TIMESTAMP) AS {name}"
+    return name
 
 
 def status(message):
@@ -215,7 +230,7 @@ def main(s3_endpoint):
         request = json.loads(line)
         op = request["op"]
         if op == "open":
-            answer(executor.open(request.get("database"), request.get("schema")))
+            answer(executor.open(request.get("database"), request.get("schema"), request["timezone"]))
         elif op == "run":
             answer(executor.run(request["session"], request["sql"], request.get("bindings") or []))
         elif op == "close":

@@ -26,6 +26,8 @@ pub struct SnowflakeProfile {
     /// The user curflow signs in as. Required.
     user: Option<String>,
     /// Role for every statement. Default: the user's default role.
+    /// Role, warehouse, database and schema are identifiers as SQL writes them: unquoted
+    /// (`curflow_wh`, meaning `CURFLOW_WH`) or quoted (`'"My WH"'`, exactly that name).
     role: Option<String>,
     /// Virtual warehouse that runs the statements. Required.
     warehouse: Option<String>,
@@ -87,13 +89,14 @@ pub struct SnowflakeSettings {
     pub account: String,
     /// User name as written.
     pub user: String,
-    /// Role, if set.
+    /// Role, if set: the name as Snowflake stores it (what `SHOW ROLES` lists), which is
+    /// what the SQL API's case-sensitive request fields must hold.
     pub role: Option<String>,
-    /// Virtual warehouse.
+    /// Virtual warehouse, as stored.
     pub warehouse: String,
-    /// Database.
+    /// Database, as stored.
     pub database: String,
-    /// Schema.
+    /// Schema, as stored.
     pub schema: String,
     /// SQL API base URL.
     pub base_url: url::Url,
@@ -116,6 +119,21 @@ pub(super) fn is_identifier(text: &str) -> bool {
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
         && text.len() <= 255
+}
+
+/// The name Snowflake stores for an identifier written as in SQL: an unquoted one
+/// upper-cased ("Identifier requirements": unquoted identifiers are stored and resolved
+/// as upper case), a quoted one as written inside its quotes (`""` standing for `"`).
+/// `None` when it is neither.
+pub(super) fn stored_name(written: &str) -> Option<String> {
+    if is_identifier(written) {
+        return Some(written.to_ascii_uppercase());
+    }
+    let inner = written.strip_prefix('"')?.strip_suffix('"')?;
+    let name = inner.replace("\"\"", "\"");
+    let lone_quote = name.matches('"').count() * 2 != inner.matches('"').count();
+    (!name.is_empty() && name.len() <= 255 && !lone_quote && !name.chars().any(char::is_control))
+        .then_some(name)
 }
 
 impl SnowflakeProfile {
@@ -155,10 +173,19 @@ impl SnowflakeProfile {
                 "must be a Snowflake user name",
             ));
         }
-        let role = self.role.map(|r| identifier("role", r)).transpose()?;
-        let warehouse = identifier("warehouse", required("warehouse", self.warehouse)?)?;
-        let database = identifier("database", required("database", self.database)?)?;
-        let schema = identifier("schema", required("schema", self.schema)?)?;
+        let context = |key: &str, value: String| {
+            stored_name(&value).ok_or_else(|| {
+                refuse(
+                    key,
+                    &format!("{value:?}"),
+                    "must be a Snowflake identifier: unquoted (letters, digits, _ and $, not starting with a digit; Snowflake reads it upper-case) or in double quotes (exactly that name)",
+                )
+            })
+        };
+        let role = self.role.map(|r| context("role", r)).transpose()?;
+        let warehouse = context("warehouse", required("warehouse", self.warehouse)?)?;
+        let database = context("database", required("database", self.database)?)?;
+        let schema = context("schema", required("schema", self.schema)?)?;
         let storage_integration = identifier(
             "storage_integration",
             required("storage_integration", self.storage_integration)?,
@@ -277,5 +304,28 @@ mod tests {
         let err = profile("user = \"u\"\n").unwrap_err();
         assert_eq!(err.key, "snowflake.account");
         assert!(is_identifier("CUR_2025$X") && !is_identifier("1abc") && !is_identifier("a-b"));
+        let err = profile(&BASE.replace("\"WH\"", "\"my wh\"")).unwrap_err();
+        assert_eq!(err.key, "snowflake.warehouse");
+    }
+
+    /// The SQL API's context fields are case-sensitive: they get the stored name.
+    #[test]
+    fn context_names_are_sent_as_snowflake_stores_them() {
+        assert_eq!(stored_name("curflow_wh").as_deref(), Some("CURFLOW_WH"));
+        assert_eq!(stored_name("\"My WH\"").as_deref(), Some("My WH"));
+        assert_eq!(stored_name("\"a\"\"b\"").as_deref(), Some("a\"b"));
+        for bad in ["my wh", "1wh", "\"\"", "\"a\"b\"", "\"open", "\"a\nb\""] {
+            assert_eq!(stored_name(bad), None, "{bad}");
+        }
+        let s = profile(&format!(
+            "{}private_key = {{ env = \"K\" }}\n",
+            BASE.replace("\"WH\"", "'\"Mixed Wh\"'")
+                .replace("\"FINOPS\"", "\"finops\"")
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.warehouse.as_str(), s.database.as_str()),
+            ("Mixed Wh", "FINOPS")
+        );
     }
 }

@@ -20,6 +20,14 @@ pub const FILE_FORMAT: &str = "curflow_parquet";
 pub const CUR_VIEW: &str = "cur_line_items";
 /// Prefix of the script's result tables, which replace the final tables' payer-month.
 pub const NEW_PREFIX: &str = "new_";
+/// The temporary table of the period's distinct tag lists and the tag object of each.
+pub const TAG_MAPS: &str = "cur_tag_maps";
+/// What every request that changes the final tables says first. By default
+/// (`TRANSACTION_ABORT_ON_ERROR = FALSE`) a failed statement inside a transaction leaves
+/// it open with the statements before it applied ("Transactions"), and the SQL API
+/// accepts this parameter only from `ALTER SESSION`, not in the request's `parameters`:
+/// with it a failure aborts the transaction, so the final tables keep the old month.
+pub const ABORT_ON_ERROR: &str = "ALTER SESSION SET TRANSACTION_ABORT_ON_ERROR = TRUE";
 
 /// The stage and external table of one payer-period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +52,10 @@ impl PeriodObjects {
 /// The statements that expose a staged folder (`stage_url`, `s3://bucket/prefix/`) as an
 /// external table with the files' inferred schema, then register the files.
 /// Column names are inferred case-insensitively (upper-case), so the analytics can name
-/// them unquoted as CUR writes them.
+/// them unquoted as CUR writes them. The template takes only the four fields a column
+/// definition needs from `INFER_SCHEMA`: with `OBJECT_CONSTRUCT(*)` every column would
+/// also carry `FILENAMES`, the list of files holding it, and for a payer with many files
+/// and columns the aggregate can pass the size limit of an `ARRAY` ("INFER_SCHEMA").
 pub fn register_period(
     objects: &PeriodObjects,
     stage_url: &str,
@@ -61,7 +72,7 @@ pub fn register_period(
             literal(stage_url)
         ),
         format!(
-            "CREATE OR REPLACE EXTERNAL TABLE {external_table} USING TEMPLATE (SELECT ARRAY_AGG(OBJECT_CONSTRUCT(*)) WITHIN GROUP (ORDER BY ORDER_ID) FROM TABLE(INFER_SCHEMA(LOCATION => '@{stage}/', FILE_FORMAT => '{FILE_FORMAT}', IGNORE_CASE => TRUE))) LOCATION = @{stage}/ FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') AUTO_REFRESH = FALSE REFRESH_ON_CREATE = FALSE"
+            "CREATE OR REPLACE EXTERNAL TABLE {external_table} USING TEMPLATE (SELECT ARRAY_AGG(OBJECT_CONSTRUCT('COLUMN_NAME', COLUMN_NAME, 'TYPE', TYPE, 'NULLABLE', NULLABLE, 'EXPRESSION', EXPRESSION)) WITHIN GROUP (ORDER BY ORDER_ID) FROM TABLE(INFER_SCHEMA(LOCATION => '@{stage}/', FILE_FORMAT => '{FILE_FORMAT}', IGNORE_CASE => TRUE))) LOCATION = @{stage}/ FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') AUTO_REFRESH = FALSE REFRESH_ON_CREATE = FALSE"
         ),
         format!("ALTER EXTERNAL TABLE {external_table} REFRESH"),
     ]
@@ -105,32 +116,65 @@ pub fn create_final_tables() -> Vec<String> {
         .collect()
 }
 
-/// The view the analytics script reads, over the period's external table. A layout that
-/// keeps tags as columns has them gathered into the `resource_tags` object the script
-/// reads (`OBJECT_CONSTRUCT` leaves out the tags a line does not carry, as the CUR 2.0 map
-/// does). Each column is a Parquet column name the caller checked to be a plain
-/// identifier; each key is quoted as a literal.
-pub fn cur_view(objects: &PeriodObjects, tag_columns: &[TagColumn]) -> String {
-    let tags = if tag_columns.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = tag_columns
-            .iter()
-            .map(|c| format!("{}, {}::VARCHAR", literal(&c.key), c.column))
-            .collect();
-        format!(", OBJECT_CONSTRUCT({}) AS resource_tags", pairs.join(", "))
-    };
-    format!(
-        "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT *{tags} FROM {}",
-        objects.external_table
-    )
+/// Where the tags of a staged period are, for [`cur_view`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tags {
+    /// CUR 2.0's `resource_tags` Parquet map.
+    Map,
+    /// A layout's tag columns (the legacy report's `resource_tags_user_<key>`).
+    Columns(Vec<TagColumn>),
+    /// No tags at all: every line is untagged.
+    None,
+}
+
+/// The statements that make the view the analytics script reads, over the period's
+/// external table, with `resource_tags` an object of tag key → value on every line.
+///
+/// - A Parquet map reaches an external table as `{"key_value": [{"key": …, "value": …}]}`:
+///   only the vectorized scanner reads maps as objects, and external tables do not take
+///   that option ("CREATE FILE FORMAT", "CREATE EXTERNAL TABLE"). So the period's distinct
+///   tag lists are turned into objects once, in a small temporary table, and joined back
+///   by their text; a line whose tags already are an object keeps them. (Loading the
+///   period with `COPY INTO` and the vectorized scanner would read maps right, but keeps a
+///   second copy of every staged month and reloads it on each delivery.)
+/// - Tag columns are gathered into an object (`OBJECT_CONSTRUCT` leaves out the tags a
+///   line does not carry, as the map does). Each column is a Parquet column name the
+///   caller checked to be a plain identifier; each key is quoted as a literal.
+pub fn cur_view(objects: &PeriodObjects, tags: &Tags) -> Vec<String> {
+    let table = &objects.external_table;
+    match tags {
+        Tags::Map => vec![
+            format!(
+                "CREATE OR REPLACE TEMPORARY TABLE {TAG_MAPS} AS SELECT t.tags_text, OBJECT_AGG(f.value:key::VARCHAR, f.value:value) AS tags \
+                 FROM (SELECT DISTINCT TO_JSON(resource_tags:key_value) AS tags_text FROM {table} WHERE IS_ARRAY(resource_tags:key_value)) t, \
+                 LATERAL FLATTEN(input => PARSE_JSON(t.tags_text)) f GROUP BY t.tags_text"
+            ),
+            format!(
+                "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT e.* EXCLUDE (resource_tags), COALESCE(m.tags, e.resource_tags) AS resource_tags \
+                 FROM {table} e LEFT JOIN {TAG_MAPS} m ON m.tags_text = TO_JSON(e.resource_tags:key_value)"
+            ),
+        ],
+        Tags::Columns(columns) => {
+            let pairs: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{}, {}::VARCHAR", literal(&c.key), c.column))
+                .collect();
+            vec![format!(
+                "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT *, OBJECT_CONSTRUCT({}) AS resource_tags FROM {table}",
+                pairs.join(", ")
+            )]
+        }
+        Tags::None => vec![format!(
+            "CREATE OR REPLACE TEMPORARY VIEW {CUR_VIEW} AS SELECT *, OBJECT_CONSTRUCT() AS resource_tags FROM {table}"
+        )],
+    }
 }
 
 /// Replaces the payer-period in every final table with the script's `new_…` tables, in
 /// one transaction: readers see the old month or the new one, never both.
 pub fn replace_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
     let predicate = period_predicate(payer, period);
-    let mut out = vec!["BEGIN TRANSACTION".to_owned()];
+    let mut out = vec![ABORT_ON_ERROR.to_owned(), "BEGIN TRANSACTION".to_owned()];
     for table in &FINAL_TABLES {
         let (name, schema) = (table.name, table.schema());
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -161,6 +205,7 @@ fn period_predicate(payer: &PayerId, period: BillingPeriod) -> String {
 pub fn clear_period(payer: &PayerId, period: BillingPeriod) -> Vec<String> {
     let predicate = period_predicate(payer, period);
     let mut out = create_final_tables();
+    out.push(ABORT_ON_ERROR.to_owned());
     out.push("BEGIN TRANSACTION".to_owned());
     for table in &FINAL_TABLES {
         out.push(format!("DELETE FROM {} WHERE {predicate}", table.name));
@@ -259,7 +304,8 @@ pub fn split_statements(script: &str) -> Vec<String> {
     out
 }
 
-/// Statements joined into one multi-statement request body.
+/// Statements joined into one multi-statement request body: each ends with `;` and a
+/// line break, so [`statement_at_line`] can find one from the line Snowflake names.
 pub fn join(statements: &[String]) -> String {
     let mut out = String::new();
     for s in statements {
@@ -268,9 +314,40 @@ pub fn join(statements: &[String]) -> String {
     out
 }
 
+/// The statement of a [`join`]ed request that starts on `line` (1-based).
+pub fn statement_at_line(statements: &[String], line: usize) -> Option<usize> {
+    let mut first = 1;
+    for (i, statement) in statements.iter().enumerate() {
+        let last = first + statement.matches('\n').count();
+        if (first..=last).contains(&line) {
+            return Some(i);
+        }
+        first = last + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_of_the_request_names_its_statement() {
+        let statements: Vec<String> = ["SELECT 1", "SELECT\n2\nFROM t", "SELECT 3"]
+            .map(str::to_owned)
+            .into();
+        let text = join(&statements);
+        let starts: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("SELECT"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(starts, [1, 2, 5]);
+        let found: Vec<Option<usize>> =
+            (1..=6).map(|l| statement_at_line(&statements, l)).collect();
+        assert_eq!(found, [Some(0), Some(1), Some(1), Some(1), Some(2), None]);
+    }
 
     #[test]
     fn splits_outside_quotes_and_comments() {
@@ -297,7 +374,7 @@ mod tests {
                 key: "user_team".into(),
             },
         ];
-        let view = cur_view(&objects, &tags);
+        let view = cur_view(&objects, &Tags::Columns(tags.to_vec())).remove(0);
         assert_eq!(
             view,
             "CREATE OR REPLACE TEMPORARY VIEW cur_line_items AS SELECT *, OBJECT_CONSTRUCT('user_application', resource_tags_user_application::VARCHAR, 'user_team', resource_tags_user_team::VARCHAR) AS resource_tags FROM cur_671238551718_2025_07"
@@ -316,6 +393,7 @@ mod tests {
         assert_eq!(
             statements[creates..],
             [
+                ABORT_ON_ERROR,
                 "BEGIN TRANSACTION",
                 "DELETE FROM ri_wastage_hourly WHERE payer_id = '671238551718' AND billing_period = '2025-07'",
                 "DELETE FROM sp_wastage_hourly WHERE payer_id = '671238551718' AND billing_period = '2025-07'",

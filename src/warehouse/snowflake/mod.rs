@@ -66,8 +66,8 @@ pub struct Snowflake {
 pub struct SnowflakeTable {
     staged: StagedPeriod,
     objects: ddl::PeriodObjects,
-    /// Tag columns of the staged files that the view maps onto `resource_tags`.
-    tag_columns: Vec<TagColumn>,
+    /// Where the staged files keep their tags, which the view turns into `resource_tags`.
+    tags: ddl::Tags,
 }
 
 impl From<SqlApiError> for WarehouseError {
@@ -140,6 +140,16 @@ impl Snowflake {
         self.client
             .execute(&ddl::join(statements), statements.len(), &[])
             .await
+    }
+}
+
+/// The statement (index into `statements`) a failed multi-statement request names.
+fn failed_index(error: &SqlApiError, statements: &[String]) -> Option<usize> {
+    match error {
+        SqlApiError::Statement {
+            line: Some(line), ..
+        } => ddl::statement_at_line(statements, *line),
+        _ => None,
     }
 }
 
@@ -289,6 +299,16 @@ impl Warehouse for Snowflake {
             .map_err(|reason| staged.register_failed(reason))?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let tag_columns = plain_tag_columns(staged.layout.tag_columns(&columns));
+        let tags = if !tag_columns.is_empty() {
+            ddl::Tags::Columns(tag_columns)
+        } else if columns
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("resource_tags"))
+        {
+            ddl::Tags::Map
+        } else {
+            ddl::Tags::None
+        };
         let url = staged.location.url().as_folder();
         let mut statements = ddl::register_period(&objects, &url, &self.storage_integration);
         statements.extend(ddl::create_final_tables());
@@ -301,7 +321,7 @@ impl Warehouse for Snowflake {
         Ok(SnowflakeTable {
             staged: staged.clone(),
             objects,
-            tag_columns,
+            tags,
         })
     }
 
@@ -311,7 +331,7 @@ impl Warehouse for Snowflake {
         application_tag: &str,
     ) -> Result<AnalyticsOutcome, WarehouseError> {
         let params = table.staged.params(application_tag);
-        let mut statements = vec![ddl::cur_view(&table.objects, &table.tag_columns)];
+        let mut statements = ddl::cur_view(&table.objects, &table.tags);
         statements.extend(analytics_statements(&params)?);
         statements.extend(ddl::replace_period(
             &table.staged.payer,
@@ -320,6 +340,10 @@ impl Warehouse for Snowflake {
         let totals_at = statements.len();
         statements.extend(ddl::totals());
         let names: Vec<String> = statements.iter().map(|s| statement_name(s)).collect();
+        let committed = statements
+            .iter()
+            .rposition(|s| s == "COMMIT")
+            .expect("replace_period ends with COMMIT");
         let mut outcome = AnalyticsOutcome::default();
         let result = match self.run_all(&statements).await {
             Ok(result) => result,
@@ -328,14 +352,43 @@ impl Warehouse for Snowflake {
                 | SqlApiError::Timeout { .. }
                 | SqlApiError::Cancelled { .. }),
             ) => {
-                // One request, one session: a failed statement ends it and rolls back the
-                // open transaction, so the final tables are untouched.
+                let failed = failed_index(&e, &statements);
+                if let Some(index) = failed.filter(|&i| i > committed) {
+                    // The payer-month is replaced; only reading the totals failed. Not an
+                    // analytics failure: the run fails, and the next one analyses again.
+                    return Err(WarehouseError::Request(format!(
+                        "the payer-month was replaced in the final tables (committed), but statement {} of {} after the commit ({}) failed: {e}",
+                        index + 1,
+                        names.len(),
+                        names[index]
+                    )));
+                }
+                // The failed statement aborted the transaction (ABORT_ON_ERROR) and the
+                // statements after it did not run: the final tables are untouched.
                 tracing::warn!(payer = %params.payer, period = %params.period, error = %e, "analytics failed");
-                outcome.statements.push(StatementOutcome {
-                    name: format!(
+                let failed_name = match failed {
+                    Some(index) => {
+                        outcome.statements = names[..index]
+                            .iter()
+                            .map(|name| StatementOutcome {
+                                name: name.clone(),
+                                error: None,
+                            })
+                            .collect();
+                        format!(
+                            "statement {} of {} in one request: {}",
+                            index + 1,
+                            names.len(),
+                            names[index]
+                        )
+                    }
+                    None => format!(
                         "sql/{DIALECT}/*.sql ({} statements in one request)",
                         names.len()
                     ),
+                };
+                outcome.statements.push(StatementOutcome {
+                    name: failed_name,
                     error: Some(e.to_string()),
                 });
                 return Ok(outcome);
