@@ -13,6 +13,7 @@ use crate::generate::{self, GenerateOptions};
 use crate::pipeline::{self, Mode};
 use crate::report::RunReport;
 use crate::settings::{LOCAL_PROFILE, SettingsSource};
+use crate::shutdown::Shutdown;
 use crate::storage::{Location, StoreUrl};
 use crate::task::{BillingPeriod, PayerChoice, PayerId, TaskInput};
 
@@ -124,5 +125,5 @@ pub async fn run(
         partner_id: None,
         module: "analytics".to_owned(),
     };
-    Ok(pipeline::run(&task, &settings, Mode::Run).await?)
+    Ok(pipeline::run(&task, &settings, Mode::Run, &Shutdown::never()).await?)
 }

@@ -22,6 +22,7 @@ pub mod report;
 pub mod retry;
 pub mod secrets;
 pub mod settings;
+pub mod shutdown;
 pub mod storage;
 pub mod sync;
 pub mod task;

@@ -19,6 +19,7 @@ use curflow::generate::{self, GenerateOptions};
 use curflow::pipeline::{self, Mode};
 use curflow::report::{self, Delivery, Output, RunReport, Status};
 use curflow::settings::SettingsSource;
+use curflow::shutdown::Shutdown;
 use curflow::storage::{Location, StoreUrl};
 use curflow::task::{BillingPeriod, PayerId, TaskError};
 use curflow::{Error, demo, payer_registry};
@@ -139,8 +140,13 @@ fn run_task(
         |info| tracing::error!(panic = %info, "internal error"),
     ));
     let started_at = Utc::now();
-    let outcome =
-        runtime.block_on(AssertUnwindSafe(pipeline::run(&task, &settings, mode)).catch_unwind());
+    let shutdown = {
+        let _inside = runtime.enter();
+        Shutdown::listen()
+    };
+    let outcome = runtime.block_on(
+        AssertUnwindSafe(pipeline::run(&task, &settings, mode, &shutdown)).catch_unwind(),
+    );
     let report = match outcome {
         Ok(Ok(report)) => report,
         Ok(Err(error)) => {
@@ -184,6 +190,7 @@ fn run_task(
 /// The documented exit code of a run that reported.
 fn exit_code(status: Status, notification_lost: bool) -> ExitCode {
     match status {
+        Status::Interrupted(signal) => ExitCode::from(signal.exit_code()),
         Status::Failed => ExitCode::from(1),
         Status::Success | Status::AnalyticsFailed if notification_lost => ExitCode::from(1),
         Status::Success | Status::AnalyticsFailed => ExitCode::SUCCESS,

@@ -3,19 +3,24 @@
 //! This is the only module that knows the order of the stages. Everything that can be
 //! refused (an unknown payer, a bad source URL) is refused before the first byte moves.
 //! A failure in one payer-period is recorded and the run goes on with the next; the final
-//! [`RunReport`] decides the exit code.
+//! [`RunReport`] decides the exit code. A signal ([`Shutdown`]) stops the run between
+//! payer-periods, or the one being staged at once; analytics that have started finish.
 
 use chrono::Utc;
 
 use crate::payers::{self, PayerConfig, Selection};
 use crate::report::{PeriodOutcome, PeriodReport, RunReport};
 use crate::settings::Settings;
+use crate::shutdown::Shutdown;
 use crate::storage::{Location, StorageError};
 use crate::sync::{self, Intent, PayerSync, StageOutcome};
 use crate::task::{BillingPeriod, PayerChoice, TaskInput};
 use crate::warehouse::{
     self, AnalyticsOutcome, PayerTable, StagedPeriod, Warehouse, WarehouseError,
 };
+
+/// How long a stopped run waits for the aborts of the uploads it cut short.
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A run could not start: its input or configuration is wrong. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +66,15 @@ struct Source {
     export: Location,
 }
 
-/// Runs (or plans) the task with these settings.
+/// Runs (or plans) the task with these settings, until done or stopped by `shutdown`.
 pub async fn run(
     task: &TaskInput,
     settings: &Settings,
     mode: Mode,
+    shutdown: &Shutdown,
 ) -> Result<RunReport, SetupError> {
     let warehouse = warehouse::open(&settings.warehouse).await?;
-    run_with(&warehouse, task, settings, mode).await
+    run_with(&warehouse, task, settings, mode, shutdown).await
 }
 
 /// [`run`] with its warehouse opened.
@@ -77,6 +83,7 @@ async fn run_with<W: Warehouse + PayerTable>(
     task: &TaskInput,
     settings: &Settings,
     mode: Mode,
+    shutdown: &Shutdown,
 ) -> Result<RunReport, SetupError> {
     let started_at = Utc::now();
     let configured = configured_payers(warehouse, settings).await?;
@@ -105,6 +112,7 @@ async fn run_with<W: Warehouse + PayerTable>(
         warehouse,
         settings,
         mode,
+        shutdown,
     };
     for source in &sources {
         let mut payer_sync = PayerSync::new(
@@ -118,14 +126,17 @@ async fn run_with<W: Warehouse + PayerTable>(
         for period in task.periods(settings.periods) {
             let payer = source.config.payer_id.clone();
             let started = std::time::Instant::now();
-            let outcome = process_period(&run, &mut payer_sync, period)
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::error!(%payer, %period, error = %error, "payer-period failed");
-                    PeriodOutcome::Failed {
-                        error: error_chain(&error),
-                    }
-                });
+            let outcome = match shutdown.signal() {
+                Some(_) => PeriodOutcome::Interrupted,
+                None => process_period(&run, &mut payer_sync, period)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::error!(%payer, %period, error = %error, "payer-period failed");
+                        PeriodOutcome::Failed {
+                            error: error_chain(&error),
+                        }
+                    }),
+            };
             periods.push(PeriodReport {
                 payer,
                 period,
@@ -135,6 +146,8 @@ async fn run_with<W: Warehouse + PayerTable>(
         }
         payer_sync.release().await;
     }
+    // Uploads a signal cut short are aborted before the run reports.
+    crate::storage::cleanup::finish(CLEANUP_WAIT).await;
     Ok(RunReport {
         task: resolved,
         dry_run: mode == Mode::Plan,
@@ -144,6 +157,7 @@ async fn run_with<W: Warehouse + PayerTable>(
         started_at,
         finished_at: Utc::now(),
         fatal: None,
+        interrupted: shutdown.signal(),
     })
 }
 
@@ -241,11 +255,13 @@ enum PeriodError {
     Warehouse(#[from] WarehouseError),
 }
 
-/// What every payer-period of a run shares: the warehouse, the settings and the mode.
+/// What every payer-period of a run shares: the warehouse, the settings, the mode and
+/// what stops it.
 struct RunContext<'a, W: ?Sized> {
     warehouse: &'a W,
     settings: &'a Settings,
     mode: Mode,
+    shutdown: &'a Shutdown,
 }
 
 /// One payer-period: sync stages it, the warehouse analyses what was staged (or, for an
@@ -261,7 +277,16 @@ async fn process_period<W: Warehouse + ?Sized>(
         Mode::Plan => Intent::Plan,
         Mode::Stage => Intent::Stage,
     };
-    let mut delivery = match payer.stage(period, intent).await? {
+    // Staging stops at once on a signal: its copies are dropped (a multipart upload in
+    // flight is aborted) and the ledger is not written, so the next run redoes them.
+    let staged = tokio::select! {
+        staged = payer.stage(period, intent) => staged?,
+        signal = run.shutdown.requested() => {
+            tracing::warn!(%period, signal = signal.name(), "staging stopped");
+            return Ok(PeriodOutcome::Interrupted);
+        }
+    };
+    let mut delivery = match staged {
         StageOutcome::NotReady { reason } => return Ok(PeriodOutcome::Skipped { reason }),
         StageOutcome::AlreadySynchronized => return Ok(PeriodOutcome::AlreadySynchronized),
         StageOutcome::Planned { counts, empty } => {
@@ -281,6 +306,12 @@ async fn process_period<W: Warehouse + ?Sized>(
         location: delivery.location.clone(),
         layout: delivery.layout,
     };
+    // From here on the period is published whole or not at all: a signal that came while
+    // it was staged stops it before the warehouse is touched, and one that comes later
+    // lets it finish.
+    if run.shutdown.signal().is_some() {
+        return Ok(PeriodOutcome::Interrupted);
+    }
     if delivery.is_empty() {
         // An empty month is published as such: the previous delivery's numbers go.
         run.warehouse.clear_period(&staged).await?;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::shutdown::Signal;
 use crate::sync::SyncCounts;
 use crate::task::{BillingPeriod, PayerId, TaskInput};
 use crate::warehouse::AnalyticsOutcome;
@@ -75,6 +76,10 @@ pub enum PeriodOutcome {
         /// The error chain, one line.
         error: String,
     },
+    /// Not done: a signal stopped the run before this payer-period started, or while it
+    /// was being staged. The final tables are as the previous run left them; the staged
+    /// copy may hold part of the new delivery's files; the next run finishes it.
+    Interrupted,
 }
 
 /// What the summary and the notification say of an empty delivery of `period`, so that
@@ -118,6 +123,8 @@ pub struct RunReport {
     /// Set when the run ended early on an unexpected error (the fatal path); `periods`
     /// then holds nothing.
     pub fatal: Option<String>,
+    /// The signal that stopped the run before it finished, if one did.
+    pub interrupted: Option<Signal>,
 }
 
 /// The run's overall result, which decides the exit code.
@@ -129,6 +136,8 @@ pub enum Status {
     AnalyticsFailed,
     /// A payer-period failed, or analytics failed with `on_sql_error = "fail"`.
     Failed,
+    /// A signal stopped the run before every payer-period was done.
+    Interrupted(Signal),
 }
 
 impl RunReport {
@@ -148,6 +157,7 @@ impl RunReport {
             started_at,
             finished_at: Utc::now(),
             fatal: Some(error),
+            interrupted: None,
         }
     }
 
@@ -163,6 +173,9 @@ impl RunReport {
     pub fn status(&self) -> Status {
         if self.fatal.is_some() {
             return Status::Failed;
+        }
+        if let Some(signal) = self.interrupted {
+            return Status::Interrupted(signal);
         }
         let mut status = Status::Success;
         for p in &self.periods {
@@ -200,6 +213,8 @@ pub struct Totals {
     pub periods_failed: usize,
     /// Payer-periods whose analytics failed.
     pub analytics_failed: usize,
+    /// Payer-periods a signal left undone.
+    pub periods_interrupted: usize,
     /// Commitments whose hourly waste does not reconcile with their fee lines.
     pub reconciliation_mismatches: usize,
 }
@@ -227,6 +242,7 @@ impl Totals {
             }
             PeriodOutcome::Skipped { .. } => self.periods_skipped += 1,
             PeriodOutcome::Failed { .. } => self.periods_failed += 1,
+            PeriodOutcome::Interrupted => self.periods_interrupted += 1,
         }
     }
 

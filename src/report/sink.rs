@@ -183,6 +183,7 @@ mod tests {
             started_at: now,
             finished_at: now,
             fatal: None,
+            interrupted: None,
         };
         let published = futures::executor::block_on(publish(&report, &sinks));
         assert_eq!(

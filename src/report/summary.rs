@@ -8,7 +8,7 @@ use futures::FutureExt;
 
 use super::notify::notification_body;
 use super::sink::{Published, Sink, SinkFuture, Stage};
-use super::{Output, PeriodOutcome, RunReport, Status, SyncCounts, empty_delivery};
+use super::{Output, PeriodOutcome, RunReport, Status, SyncCounts, Totals, empty_delivery};
 
 /// Bytes in the units people read, powers of 1000 as the progress bar shows them: 1.2 MB,
 /// 3.4 GB.
@@ -177,6 +177,7 @@ pub fn render_summary(report: &RunReport) -> String {
             }
             PeriodOutcome::Skipped { reason } => format!("skipped: {reason}"),
             PeriodOutcome::Failed { error } => format!("FAILED: {error}"),
+            PeriodOutcome::Interrupted => "interrupted: not done (the next run does it)".to_owned(),
         };
         let _ = writeln!(out, "  {}  {line}", p.period);
     }
@@ -187,9 +188,19 @@ pub fn render_summary(report: &RunReport) -> String {
         );
     }
     let status = match report.status() {
-        Status::Success => "success",
-        Status::AnalyticsFailed => "copies done, analytics failed (on_sql_error = \"warn\")",
-        Status::Failed => "FAILED",
+        Status::Success => "success".to_owned(),
+        Status::AnalyticsFailed => {
+            "copies done, analytics failed (on_sql_error = \"warn\")".to_owned()
+        }
+        Status::Failed => "FAILED".to_owned(),
+        Status::Interrupted(signal) => format!(
+            "INTERRUPTED by {}: {} not done; the next run does them",
+            signal.name(),
+            plural(
+                Totals::of(&report.periods).periods_interrupted,
+                "payer-period"
+            )
+        ),
     };
     let _ = writeln!(out, "status: {status}");
     out

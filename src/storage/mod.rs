@@ -13,6 +13,7 @@
 //! object_store's own retries leave half done (a lost answer to a conditional write or a
 //! delete, a listing cut off midway).
 
+pub(crate) mod cleanup;
 mod credentials;
 mod interrupted;
 mod resilient;
@@ -586,29 +587,35 @@ impl Location {
             Err(e) => return Err(self.err("read", &src.key)(e)),
         };
         let dst_path = dst.path(dst_rel);
-        let mut writer =
-            object_store::buffered::BufWriter::new(Arc::clone(&dst.store), dst_path.clone());
+        let mut writer = UnfinishedWrite(Some(object_store::buffered::BufWriter::new(
+            Arc::clone(&dst.store),
+            dst_path.clone(),
+        )));
         let mut body = got.into_stream();
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let _ = writer.abort().await;
+                    writer.abort().await;
                     return Err(self.err("read", &src.key)(e));
                 }
             };
-            if let Err(e) = writer.write_all(&chunk).await {
-                let _ = writer.abort().await;
+            if let Err(e) = writer.get().write_all(&chunk).await {
+                writer.abort().await;
                 return Err(StorageError::Verify {
                     url: dst.url.join(dst_rel).to_string(),
                     reason: format!("write failed: {e}"),
                 });
             }
         }
-        writer.shutdown().await.map_err(|e| StorageError::Verify {
-            url: dst.url.join(dst_rel).to_string(),
-            reason: format!("upload did not complete: {e}"),
-        })?;
+        writer
+            .finish()
+            .shutdown()
+            .await
+            .map_err(|e| StorageError::Verify {
+                url: dst.url.join(dst_rel).to_string(),
+                reason: format!("upload did not complete: {e}"),
+            })?;
         let written = dst
             .store
             .head(&dst_path)
@@ -621,6 +628,40 @@ impl Location {
             });
         }
         Ok(())
+    }
+}
+
+/// A streamed write that is aborted unless it was finished: awaited after a failure, and
+/// sent through [`cleanup`] when the copy is dropped before it ends (a signal stopped the
+/// run), so that a multipart upload it started leaves no parts behind.
+struct UnfinishedWrite(Option<object_store::buffered::BufWriter>);
+
+impl UnfinishedWrite {
+    fn get(&mut self) -> &mut object_store::buffered::BufWriter {
+        self.0
+            .as_mut()
+            .expect("an unfinished write holds its writer")
+    }
+
+    /// The writer, to complete the write: nothing to abort any more.
+    fn finish(mut self) -> object_store::buffered::BufWriter {
+        self.0.take().expect("an unfinished write holds its writer")
+    }
+
+    async fn abort(mut self) {
+        if let Some(mut writer) = self.0.take() {
+            let _ = writer.abort().await;
+        }
+    }
+}
+
+impl Drop for UnfinishedWrite {
+    fn drop(&mut self) {
+        if let Some(mut writer) = self.0.take() {
+            cleanup::spawn(async move {
+                let _ = writer.abort().await;
+            });
+        }
     }
 }
 

@@ -243,6 +243,13 @@ async fn copy_in_parts(
             reason: "the store started a multipart upload without an upload id".into(),
         });
     };
+    let upload = OpenUpload {
+        client: client.clone(),
+        bucket: to.side.bucket.clone(),
+        key: to.key.clone(),
+        url: to.url.clone(),
+        id: Some(upload_id.clone()),
+    };
     let parts = futures::stream::iter(part_plan(size, transfer.part_size).into_iter().zip(1..))
         .map(|((first, last), number)| {
             let upload_id = &upload_id;
@@ -296,19 +303,64 @@ async fn copy_in_parts(
         Err(e) => Err(e),
     };
     match completed {
-        Ok(out) => Ok(out.e_tag().map(str::to_owned)),
+        Ok(out) => {
+            upload.completed();
+            Ok(out.e_tag().map(str::to_owned))
+        }
         Err(e) => {
-            let aborted = client
-                .abort_multipart_upload()
-                .bucket(&to.side.bucket)
-                .key(&to.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            if let Err(abort) = aborted {
-                tracing::warn!(url = %to.url, error = %DisplayErrorContext(&abort), "could not abort the failed multipart copy; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts");
-            }
+            upload.abort().await;
             Err(e)
+        }
+    }
+}
+
+/// A multipart upload that is aborted unless it completed: awaited after a failure, and
+/// sent through [`super::cleanup`] when the copy is dropped before it ends (a signal
+/// stopped the run), so that no orphaned parts are billed.
+struct OpenUpload {
+    client: Client,
+    bucket: String,
+    key: String,
+    url: String,
+    /// The upload id while the upload is open.
+    id: Option<String>,
+}
+
+impl OpenUpload {
+    fn request(&self, id: String) -> impl Future<Output = ()> + Send + 'static {
+        let sent = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .send();
+        let url = self.url.clone();
+        async move {
+            if let Err(abort) = sent.await {
+                tracing::warn!(%url, error = %DisplayErrorContext(&abort), "could not abort an unfinished multipart copy; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts");
+            }
+        }
+    }
+
+    /// The upload completed: nothing to abort.
+    fn completed(mut self) {
+        self.id = None;
+    }
+
+    /// Aborts the upload now.
+    async fn abort(mut self) {
+        if let Some(id) = self.id.take() {
+            self.request(id).await;
+        }
+    }
+}
+
+impl Drop for OpenUpload {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            tracing::info!(url = %self.url, "aborting the multipart copy the run stopped");
+            super::cleanup::spawn(self.request(id));
         }
     }
 }

@@ -14,6 +14,7 @@ mod deploy;
 mod fault_proxy;
 mod faults;
 mod image;
+mod interrupt;
 mod legacy;
 mod operator;
 mod ops;

@@ -164,7 +164,7 @@ fn run_plan_and_report_print_one_json_document() {
     let out = run(curflow(dir.path(), &task("plan")));
     assert!(out.status.success(), "{}", text(&out));
     let plan = document(&out);
-    assert_eq!(plan["schema_version"], 2);
+    assert_eq!(plan["schema_version"], 3);
     assert_eq!(plan["periods"][0]["outcome"], "planned", "{plan}");
     assert_eq!(plan["periods"][0]["files_copied"], 1, "{plan}");
 

@@ -235,7 +235,7 @@ async fn notification_from_a_secrets_manager_url_and_emf_metrics() {
     assert_eq!(messages.len(), 1, "one notification");
     let (body, delivery_mode) = &messages[0];
     assert_eq!(*delivery_mode, Some(2), "persistent");
-    assert_eq!(body["schema_version"], 2);
+    assert_eq!(body["schema_version"], 3);
     assert_eq!(body["status"], "success");
     assert_eq!(body["curflow_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["task"]["payers"], serde_json::json!([PAYER]));

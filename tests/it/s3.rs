@@ -330,8 +330,9 @@ async fn s3_assumed_role_streams_between_principals() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn s3_multipart_copy_with_lowered_threshold() {
+/// One payer whose July is a single 12 MiB file (not Parquet: what is tested is its copy),
+/// staged in three parts (multipart threshold and part size lowered to 5 MiB); and its bytes.
+pub(crate) async fn world_with_a_multipart_file() -> (S3World, Vec<u8>) {
     let w = S3World::new(
         PAYER,
         "periods = 1\nmultipart_threshold_mib = 5\npart_size_mib = 5",
@@ -342,14 +343,19 @@ async fn s3_multipart_copy_with_lowered_threshold() {
     let big: Vec<u8> = (0..12 * 1024 * 1024 + 17)
         .map(|i: u32| (i % 251) as u8)
         .collect();
-    let key = "cur2/data/BILLING_PERIOD=2025-07/big.parquet";
     w.c.put_object()
         .bucket(&w.source)
-        .key(key)
+        .key("cur2/data/BILLING_PERIOD=2025-07/big.parquet")
         .body(big.clone().into())
         .send()
         .await
         .unwrap();
+    (w, big)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_multipart_copy_with_lowered_threshold() {
+    let (w, big) = world_with_a_multipart_file().await;
     let proxy = FaultProxy::start(&w.ep, Faults::default());
     let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &w.july("run")));
     // The bytes are not Parquet, so analytics refuses them; the copy is what is tested here.

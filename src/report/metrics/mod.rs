@@ -91,6 +91,11 @@ fn count_data(totals: &Totals, dimensions: &[(&'static str, String)], out: &mut 
         ),
         ("PeriodsFailed", totals.periods_failed as f64, Unit::Count),
         (
+            "PeriodsInterrupted",
+            totals.periods_interrupted as f64,
+            Unit::Count,
+        ),
+        (
             "AnalyticsFailed",
             totals.analytics_failed as f64,
             Unit::Count,
@@ -123,9 +128,19 @@ fn data(report: &RunReport, notification_failed: bool) -> Vec<Datum> {
         count_data(&totals, &dimensions, &mut out);
     }
     let failed = report.status() == Status::Failed;
+    let interrupted = matches!(report.status(), Status::Interrupted(_));
     let run = [
         ("DurationSeconds", report.duration_seconds(), Unit::Seconds),
-        ("TaskCompleted", if failed { 0.0 } else { 1.0 }, Unit::Count),
+        (
+            "TaskCompleted",
+            if failed || interrupted { 0.0 } else { 1.0 },
+            Unit::Count,
+        ),
+        (
+            "TaskInterrupted",
+            if interrupted { 1.0 } else { 0.0 },
+            Unit::Count,
+        ),
         ("FatalError", if failed { 1.0 } else { 0.0 }, Unit::Count),
         (
             "NotificationFailed",

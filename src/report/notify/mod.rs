@@ -33,7 +33,7 @@ use super::{PeriodOutcome, RunReport, Status, Totals, empty_delivery};
 use crate::secrets::{Secret, SecretError};
 
 /// The version of the body's layout; raised on any change a consumer could notice.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 
 /// The notification could not be delivered. Messages never hold the broker's credentials.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +91,12 @@ enum AttemptError {
 }
 
 /// The overall result as the notification names it: `success`, `partial` (some work done,
-/// something failed) or `failed` (nothing succeeded, or the run ended on a fatal error).
+/// something failed), `failed` (nothing succeeded, or the run ended on a fatal error) or
+/// `interrupted` (a signal stopped it before every payer-period was done).
 fn verdict(report: &RunReport) -> &'static str {
     match report.status() {
         Status::Success => "success",
+        Status::Interrupted(_) => "interrupted",
         Status::AnalyticsFailed => "partial",
         Status::Failed
             if report.fatal.is_none()
@@ -178,6 +180,7 @@ pub(super) fn notification_body(report: &RunReport) -> Value {
                     json!({"outcome": "skipped", "reason": reason})
                 }
                 PeriodOutcome::Failed { error } => json!({"outcome": "failed", "error": error}),
+                PeriodOutcome::Interrupted => json!({"outcome": "interrupted"}),
             };
             if let (Some(entry), Value::Object(fields)) = (entry.as_object_mut(), fields) {
                 entry.extend(fields);
@@ -208,12 +211,14 @@ pub(super) fn notification_body(report: &RunReport) -> Value {
             "already_synchronized": totals.already_synchronized,
             "periods_skipped": totals.periods_skipped,
             "periods_failed": totals.periods_failed,
+            "periods_interrupted": totals.periods_interrupted,
             "analytics_failed": totals.analytics_failed,
             "reconciliation_mismatches": totals.reconciliation_mismatches,
         },
         "periods": periods,
         "inactive_payers": report.inactive.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "error": report.fatal,
+        "interrupted_by": report.interrupted.map(|s| s.name()),
     })
 }
 
