@@ -101,7 +101,7 @@ pub struct TaskArgs {
     #[arg(long)]
     pub partner_id: Option<u64>,
     /// Billing periods to synchronize: the task month and the N-1 before it (late data and
-    /// restatements of older months), 2-36. Overrides the profile's `periods` (default 2).
+    /// restatements of older months), 1-36. Overrides the profile's `periods` (default 2).
     #[arg(long)]
     pub periods: Option<u32>,
 }

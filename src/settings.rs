@@ -114,16 +114,15 @@ pub struct Settings {
 
 impl Settings {
     /// Applies `--periods N` (the task month and the N-1 months before it), which overrides
-    /// the profile's `periods`. N is at least 2: the flag reaches further back, it never
-    /// drops the month before, which AWS restates after the month closes.
+    /// the profile's `periods`, checked as the profile's is.
     pub fn with_periods(mut self, periods: Option<u32>) -> Result<Self, SettingsError> {
         if let Some(n) = periods {
-            if !(2..=36).contains(&n) {
+            if !PERIODS.contains(&u64::from(n)) {
                 return Err(SettingsError::Invalid {
                     profile: self.env.clone(),
                     key: "--periods".into(),
                     value: n.to_string(),
-                    reason: "must be 2-36 (the task month, the month before it, and up to 34 more); omit it for the profile's default".into(),
+                    reason: format!("{PERIODS_RULE}; omit it for the profile's `periods`"),
                 });
             }
             self.periods = n;
@@ -192,6 +191,12 @@ struct Profile {
 fn default_concurrency() -> u64 {
     16
 }
+/// How many billing periods a run may cover, from the profile's `periods` and from
+/// `--periods` alike: 1 is the task month alone (a restatement of the month before then
+/// waits for a run whose task month it is), 2 (the default) adds the month before.
+const PERIODS: std::ops::RangeInclusive<u64> = 1..=36;
+const PERIODS_RULE: &str = "must be 1-36 (the task month and the months before it; 2, the default, covers the month before, which AWS restates after it closes)";
+
 fn default_periods() -> u64 {
     2
 }
@@ -436,12 +441,8 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         ));
     }
     let periods = p.periods.unwrap_or_else(default_periods);
-    if !(1..=36).contains(&periods) {
-        return Err(invalid(
-            "periods",
-            &periods.to_string(),
-            "must be 1-36 (the task month and the months before it)",
-        ));
+    if !PERIODS.contains(&periods) {
+        return Err(invalid("periods", &periods.to_string(), PERIODS_RULE));
     }
     let application_tag = p.application_tag.unwrap_or_else(default_application_tag);
     if application_tag.is_empty()

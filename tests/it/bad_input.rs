@@ -152,10 +152,9 @@ fn unconfigured_payer() {
 }
 
 #[test]
-fn periods_below_two() {
-    // The task month and the month before are always synchronized; `--periods` only reaches
-    // further back, so 0 and 1 are refused rather than silently dropping the month before.
-    for n in ["0", "1"] {
+fn periods_out_of_range() {
+    // `--periods` is checked as the profile's `periods` is: 1-36.
+    for n in ["0", "37"] {
         refused(
             None,
             &[
@@ -168,7 +167,7 @@ fn periods_below_two() {
                 "--periods",
                 n,
             ],
-            &["--periods", &format!("= {n}"), "must be 2-36"],
+            &["--periods", &format!("= {n}"), "must be 1-36"],
         );
     }
 }

@@ -541,7 +541,8 @@ fn check_auth(state: &State, headers: &HashMap<String, String>) -> Result<(), St
             {
                 Ok(())
             } else {
-                Err(format!("not a valid {kind} token of this user"))
+                // A server may quote what it was given: curflow must not repeat it.
+                Err(format!("not a valid {kind} token of this user: {token}"))
             }
         }
         other => Err(format!("unknown token type {other}")),

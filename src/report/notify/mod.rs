@@ -241,25 +241,69 @@ impl Sink for Notification {
     }
 }
 
-/// The broker URI the settings name (read from its secret), with the profile's vhost; the
-/// URL and its password to redact from errors; `host:port`.
-async fn broker(
-    settings: &NotifySettings,
-) -> Result<(AMQPUri, Secret, Secret, String), NotifyError> {
+/// The broker URI the settings name (read from its secret), with the profile's vhost; what
+/// to redact from errors; `host:port`.
+async fn broker(settings: &NotifySettings) -> Result<(AMQPUri, Redaction, String), NotifyError> {
     let url = settings.amqp_url.read().await?;
     let mut uri: AMQPUri = url.expose().parse().map_err(|_| NotifyError::BadUrl)?;
     if let Some(vhost) = &settings.vhost {
         uri.vhost = vhost.clone();
     }
-    let password = Secret::new(uri.authority.userinfo.password.as_str());
+    let redaction = Redaction::of(url, uri.authority.userinfo.password.as_str());
     let host = format!("{}:{}", uri.authority.host, uri.authority.port);
-    Ok((uri, url, password, host))
+    Ok((uri, redaction, host))
+}
+
+/// Every form the broker URL's secret can take in an error text: the URL itself, its
+/// password as written in it (percent-encoded or not), decoded, and percent-encoded.
+struct Redaction(Vec<Secret>);
+
+impl Redaction {
+    fn of(url: Secret, decoded_password: &str) -> Self {
+        let written = url::Url::parse(url.expose())
+            .ok()
+            .and_then(|u| u.password().map(str::to_owned))
+            .unwrap_or_default();
+        let mut forms: Vec<String> = vec![
+            written,
+            decoded_password.to_owned(),
+            percent_encoded(decoded_password),
+        ];
+        forms.retain(|f| !f.is_empty());
+        // The longest first, so that no form is left half-replaced by a shorter one.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        let mut secrets = vec![url];
+        secrets.extend(forms.into_iter().map(Secret::new));
+        Self(secrets)
+    }
+
+    /// `text` with every form replaced by `***`.
+    fn apply(&self, text: &str) -> String {
+        self.0
+            .iter()
+            .fold(text.to_owned(), |text, secret| secret.redact(&text))
+    }
+}
+
+/// `text` with every byte but the unreserved ones (RFC 3986: letters, digits, `-._~`)
+/// percent-encoded, as a URL's userinfo may carry it.
+fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `curflow check`: connects to the broker once and declares the exchange passively (it
 /// must exist; nothing is created or published). Returns what was reached.
 pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
-    let (uri, url, password, host) = broker(settings).await.map_err(|e| e.to_string())?;
+    let (uri, redaction, host) = broker(settings).await.map_err(|e| e.to_string())?;
     let attempt = async {
         let connection = connect(uri, settings).await?;
         let channel = connection.create_channel().await?;
@@ -289,7 +333,7 @@ pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
             Some(reason) => NotifyError::UntrustedCertificate { host, reason }.to_string(),
             None => format!(
                 "broker {host}: {}; check notify.amqp_url, the user's permissions on the vhost, and that exchange \"{}\" exists",
-                password.redact(&url.redact(&e.to_string())),
+                redaction.apply(&e.to_string()),
                 settings.exchange
             ),
         }),
@@ -302,7 +346,7 @@ pub(crate) async fn reach(settings: &NotifySettings) -> Result<String, String> {
 
 /// Publishes the report's notification, retrying as configured.
 async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), NotifyError> {
-    let (uri, url, password, host) = broker(settings).await?;
+    let (uri, redaction, host) = broker(settings).await?;
     let body = notification_body(report).to_string();
     let attempts = settings.retry.max_attempts;
     let mut last = String::new();
@@ -323,7 +367,7 @@ async fn send(report: &RunReport, settings: &NotifySettings) -> Result<(), Notif
             {
                 return Err(NotifyError::UntrustedCertificate { host, reason });
             }
-            Err(error) => last = password.redact(&url.redact(&error.to_string())),
+            Err(error) => last = redaction.apply(&error.to_string()),
         }
         if attempt < attempts {
             let wait = settings.retry.wait_before(attempt + 1);
@@ -388,4 +432,38 @@ async fn publish_once(
     // The message is confirmed (or refused) already; a failed close changes nothing.
     let _ = connection.close(200, "done".into()).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A password with characters a URL must encode reaches an error text in any of its
+    /// forms (a library may quote the URL as written, or the password decoded or encoded
+    /// again): each is redacted.
+    #[test]
+    fn every_form_of_the_password_is_redacted() {
+        let url = "amqp://curflow:p%40ss%2Fw0rd%20x@broker.example:5671/%2f";
+        let uri: AMQPUri = url.parse().unwrap();
+        let decoded = uri.authority.userinfo.password.clone();
+        assert_eq!(decoded, "p@ss/w0rd x");
+        let redaction = Redaction::of(Secret::new(url), &decoded);
+        for leak in [
+            url,
+            "p%40ss%2Fw0rd%20x",
+            "p@ss/w0rd x",
+            "amqp://curflow:p%40ss%2Fw0rd%20x@broker.example:5671",
+        ] {
+            let text = format!("connection refused ({leak})");
+            let redacted = redaction.apply(&text);
+            assert!(
+                !redacted.contains("w0rd"),
+                "{leak:?} is left in {redacted:?}"
+            );
+        }
+        assert_eq!(
+            Redaction::of(Secret::new("amqp://u:plain@h/"), "plain").apply("bad plain"),
+            "bad ***"
+        );
+    }
 }

@@ -120,6 +120,22 @@ pub(super) async fn discover(
         .await?;
     // AWS nests the data under a folder named after the report; without a manifest the
     // root's own name (`<prefix>/<report>`) is the best guess.
+    if let Some((
+        url,
+        Manifest {
+            report_name: Some(name),
+            ..
+        },
+    )) = &manifest
+        && !is_report_name(name)
+    {
+        return Err(DiscoverError::Manifest {
+            url: url.clone(),
+            reason: format!(
+                "its reportName {name:?} is not a report name (1-256 of A-Z a-z 0-9 ! - _ . * ' ( ), as AWS names reports)"
+            ),
+        });
+    }
     let report = manifest
         .as_ref()
         .and_then(|(_, m)| m.report_name.clone())
@@ -149,6 +165,17 @@ pub(super) async fn discover(
         };
     }
     Ok(found)
+}
+
+/// Whether `name` can be a report's name, and so the folder its data is under: what AWS
+/// allows (up to 256 of `A-Z a-z 0-9 ! - _ . * ' ( )`), and not `.` or `..`.
+fn is_report_name(name: &str) -> bool {
+    (1..=256).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
 }
 
 /// True when any status file of the report says `UPDATING`.
@@ -287,6 +314,34 @@ mod tests {
         set_status(&loc, b"not parquet".to_vec()).await;
         let err = discover(&loc, period()).await.unwrap_err().to_string();
         assert!(err.contains("cost_and_usage_data_status.parquet"), "{err}");
+    }
+
+    /// A manifest whose `reportName` cannot be the folder the data is under (empty, a path,
+    /// `..`, characters AWS does not allow) is refused, naming it; before, an empty one made
+    /// discovery cut every listed key one byte off, and others pointed elsewhere.
+    #[tokio::test]
+    async fn a_report_name_that_is_not_one_is_refused() {
+        let (_d, loc) =
+            report(&["legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"]).await;
+        for name in ["", "..", "legacy-cur/../x", "cur\u{e9}", "a b"] {
+            let manifest = serde_json::json!({
+                "reportName": name,
+                "reportKeys": ["p/legacy-cur/legacy-cur/year=2025/month=7/legacy-cur-00001.snappy.parquet"],
+            });
+            loc.write(MANIFEST, manifest.to_string().into_bytes())
+                .await
+                .unwrap();
+            let err = discover(&loc, period())
+                .await
+                .map(|p| format!("{:?}", p.files))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("reportName") && err.contains(MANIFEST),
+                "{name:?}: {err}"
+            );
+        }
+        assert!(is_report_name("legacy-cur") && is_report_name("My.Report_(2)*!'"));
     }
 
     #[tokio::test]

@@ -228,14 +228,17 @@ impl Listing {
         partition: String,
     ) -> Result<Self, DiscoverError> {
         let folder = format!("{parent}/{partition}");
+        let below = format!("{folder}/");
         let files = export
             .list(&folder)
             .await?
             .into_iter()
             .filter(|o| is_data_file(&o.key))
-            .map(|o| ObjectInfo {
-                key: o.key[folder.len() + 1..].to_owned(),
-                ..o
+            .filter_map(|o| {
+                // Keys relative to the folder; a listing never holds others, and one that
+                // did is left out rather than cut at the wrong byte.
+                let key = o.key.strip_prefix(&below)?.to_owned();
+                Some(ObjectInfo { key, ..o })
             })
             .collect();
         Ok(Self {

@@ -78,6 +78,24 @@ impl Credentials {
         }
     }
 
+    /// `text` (a message from Snowflake) without the credential curflow sent: the token,
+    /// or the JWTs signed so far, should a server quote what it was given.
+    pub(super) fn redact(&self, text: &str) -> String {
+        match self {
+            Credentials::Token { token, .. } => token.redact(text),
+            Credentials::KeyPair(signer) => {
+                let current = signer.current.lock().unwrap_or_else(|e| e.into_inner());
+                match current.as_ref() {
+                    Some((bearer, _)) => {
+                        let jwt = bearer.expose().trim_start_matches("Bearer ");
+                        Secret::new(jwt).redact(text)
+                    }
+                    None => text.to_owned(),
+                }
+            }
+        }
+    }
+
     /// The public key fingerprint, for error messages (`SHA256:…`), if key-pair.
     pub(super) fn fingerprint(&self) -> Option<&str> {
         match self {

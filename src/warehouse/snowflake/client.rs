@@ -321,7 +321,7 @@ impl Client {
             Ok((status, message)) => SqlApiError::Unavailable {
                 status,
                 attempts,
-                message,
+                message: self.credentials.redact(&message),
             },
         })
     }
@@ -480,9 +480,13 @@ impl Client {
         }
     }
 
-    /// The error an unsuccessful answer stands for.
+    /// The error an unsuccessful answer stands for. Snowflake's message is kept, without
+    /// the credential curflow sent, should the server quote it.
     fn failure(&self, status: StatusCode, answer: &Value) -> SqlApiError {
-        let (code, message) = (text(answer, "code"), text_or_message(answer));
+        let (code, message) = (
+            text(answer, "code"),
+            self.credentials.redact(&text_or_message(answer)),
+        );
         match status.as_u16() {
             401 | 403 => SqlApiError::Unauthorized {
                 user: self.user.clone(),
