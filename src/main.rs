@@ -217,19 +217,12 @@ fn chain(error: &Error) -> String {
     text
 }
 
-/// Log targets never logged below `info`, whatever `CURFLOW_LOG` says.
-const SECRET_BEARING_LOGS: &[&str] = &[
-    "lapin",
-    "amq_protocol",
-    "amq_protocol_tcp",
-    "aws_smithy_runtime",
-    "aws_smithy_http",
-    "aws_smithy_runtime_api",
-    "aws_sdk_secretsmanager",
-    "aws_config",
-    "hyper",
-    "hyper_util",
-];
+/// The only log targets (prefixes of module paths) that may log below `info`, whatever
+/// `CURFLOW_LOG` asks: curflow's own and the query engines'. HTTP, TLS, AWS SDK, request
+/// signing and AMQP libraries log requests, headers and protocol frames at debug and
+/// trace, which hold credentials (an `Authorization` header, a signing key's inputs, a
+/// GetSecretValue answer, the AMQP login); a list of those would miss the next one.
+const VERBOSE_LOGS: &[&str] = &["curflow", "datafusion", "deltalake"];
 
 /// Text logs for people; JSON (one object per line) with `--log-format json`, or by default
 /// in the `prod` profile when stderr is not a terminal (a container's log driver).
@@ -241,13 +234,11 @@ fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
     };
     let asked = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,curflow=info"));
-    // These libraries log protocol frames and HTTP bodies at debug and trace level, which
-    // hold credentials (the AMQP login, a GetSecretValue answer): never below info. The cap
-    // only ever lowers what `CURFLOW_LOG` asks (both filters must let an event through), so
-    // by default they stay at warn.
-    let capped = SECRET_BEARING_LOGS.iter().fold(
-        Targets::new().with_default(LevelFilter::TRACE),
-        |caps, target| caps.with_target(*target, LevelFilter::INFO),
+    // Every other library is capped at info. The cap only ever lowers what `CURFLOW_LOG`
+    // asks (both filters must let an event through), so by default they stay at warn.
+    let capped = VERBOSE_LOGS.iter().fold(
+        Targets::new().with_default(LevelFilter::INFO),
+        |caps, target| caps.with_target(*target, LevelFilter::TRACE),
     );
     let filter = asked.and(capped);
     // https://no-color.org: a set, non-empty NO_COLOR turns colours off.
@@ -259,7 +250,12 @@ fn init_logging(format: Option<LogFormat>, env: Option<&str>) {
         .with_target(false);
     curflow::sync::progress::enable_bars(!json && std::io::stderr().is_terminal());
     if json {
-        let layer = layer.json().flatten_event(true).with_filter(filter);
+        // A JSON line names its target, for filtering in the log store.
+        let layer = layer
+            .with_target(true)
+            .json()
+            .flatten_event(true)
+            .with_filter(filter);
         tracing_subscriber::registry().with(layer).init();
     } else {
         tracing_subscriber::registry()

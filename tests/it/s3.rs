@@ -384,3 +384,38 @@ async fn s3_multipart_copy_with_lowered_threshold() {
         big.as_slice()
     );
 }
+
+/// `CURFLOW_LOG=trace` on a run against S3: only curflow and the query engines log below
+/// info. The AWS SDK, request signing, HTTP and TLS libraries are capped, whatever they
+/// are called: at trace they log the requests curflow signs.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_trace_logs_come_only_from_curflow_and_the_engines() {
+    let w = S3World::new(PAYER, "periods = 1", "").await;
+    w.generate((2025, 7), 1, 1_000).await;
+    let mut args = w.july("run");
+    args.extend(["--log-format", "json"]);
+    let mut command = curflow_s3(w.dir.path(), &w.ep, &args);
+    command.env("CURFLOW_LOG", "trace");
+    let out = run(command);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut verbose = 0;
+    for line in stderr.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+        if matches!(event["level"].as_str(), Some("DEBUG" | "TRACE")) {
+            let target = event["target"].as_str().unwrap_or_default();
+            assert!(
+                ["curflow", "datafusion", "deltalake"]
+                    .iter()
+                    .any(|allowed| target.starts_with(allowed)),
+                "{target} logged below info: {line}"
+            );
+            verbose += 1;
+        }
+    }
+    assert!(
+        verbose > 0,
+        "trace asked, and curflow logs at debug: {stderr}"
+    );
+}
