@@ -127,8 +127,9 @@ fn data(report: &RunReport, notification_failed: bool) -> Vec<Datum> {
         let dimensions = [env[0].clone(), ("PayerId", payer.to_owned())];
         count_data(&totals, &dimensions, &mut out);
     }
-    let failed = report.status() == Status::Failed;
-    let interrupted = matches!(report.status(), Status::Interrupted(_));
+    let status = report.status();
+    let failed = status == Status::Failed;
+    let interrupted = matches!(status, Status::Interrupted(_));
     let run = [
         ("DurationSeconds", report.duration_seconds(), Unit::Seconds),
         (

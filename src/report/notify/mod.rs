@@ -270,8 +270,9 @@ impl Redaction {
             percent_encoded(decoded_password),
         ];
         forms.retain(|f| !f.is_empty());
-        // The longest first, so that no form is left half-replaced by a shorter one.
-        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        // The longest first, so that no form is left half-replaced by a shorter one; equal
+        // forms side by side, so that each is kept once.
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         forms.dedup();
         let mut secrets = vec![url];
         secrets.extend(forms.into_iter().map(Secret::new));

@@ -118,8 +118,6 @@ pub(super) async fn discover(
             k.ends_with("-Manifest.json") && k.matches('/').count() == 1
         })
         .await?;
-    // AWS nests the data under a folder named after the report; without a manifest the
-    // root's own name (`<prefix>/<report>`) is the best guess.
     if let Some((
         url,
         Manifest {
@@ -136,6 +134,8 @@ pub(super) async fn discover(
             ),
         });
     }
+    // AWS nests the data under a folder named after the report; without a manifest the
+    // root's own name (`<prefix>/<report>`) is the best guess.
     let report = manifest
         .as_ref()
         .and_then(|(_, m)| m.report_name.clone())
@@ -317,8 +317,8 @@ mod tests {
     }
 
     /// A manifest whose `reportName` cannot be the folder the data is under (empty, a path,
-    /// `..`, characters AWS does not allow) is refused, naming it; before, an empty one made
-    /// discovery cut every listed key one byte off, and others pointed elsewhere.
+    /// `..`, characters AWS does not allow) is refused, naming it; before, an empty one
+    /// silently found no data in the period, and others pointed elsewhere.
     #[tokio::test]
     async fn a_report_name_that_is_not_one_is_refused() {
         let (_d, loc) =

@@ -337,13 +337,10 @@ impl Warehouse for Snowflake {
             &table.staged.payer,
             table.staged.period,
         ));
+        // The totals come right after the replace's COMMIT.
         let totals_at = statements.len();
         statements.extend(ddl::totals());
         let names: Vec<String> = statements.iter().map(|s| statement_name(s)).collect();
-        let committed = statements
-            .iter()
-            .rposition(|s| s == "COMMIT")
-            .expect("replace_period ends with COMMIT");
         let mut outcome = AnalyticsOutcome::default();
         let result = match self.run_all(&statements).await {
             Ok(result) => result,
@@ -353,7 +350,7 @@ impl Warehouse for Snowflake {
                 | SqlApiError::Cancelled { .. }),
             ) => {
                 let failed = failed_index(&e, &statements);
-                if let Some(index) = failed.filter(|&i| i > committed) {
+                if let Some(index) = failed.filter(|&i| i >= totals_at) {
                     // The payer-month is replaced; only reading the totals failed. Not an
                     // analytics failure: the run fails, and the next one analyses again.
                     return Err(WarehouseError::Request(format!(
