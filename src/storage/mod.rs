@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{
     ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     UpdateVersion,
@@ -140,6 +140,11 @@ impl StoreUrl {
         let mut url = url;
         let trimmed = url.path().trim_end_matches('/').to_owned();
         url.set_path(&trimmed);
+        if Path::from_url_path(url.path()).is_err() {
+            return Err(bad(
+                "the key prefix has an empty segment (//) or a control character, which curflow cannot address; give the prefix with single slashes",
+            ));
+        }
         Ok(Self(url))
     }
 
@@ -168,6 +173,8 @@ impl StoreUrl {
         root
     }
 
+    /// The key prefix, decoded from the URL's path; [`StoreUrl::parse`] has checked that it
+    /// decodes, so the store root is never taken for a prefix it could not read.
     fn key_prefix(&self) -> Path {
         Path::from_url_path(self.0.path()).unwrap_or_default()
     }
@@ -355,10 +362,20 @@ impl Location {
         }
     }
 
+    /// The store path of `rel`, its segments taken as they are: a listing hands back keys
+    /// verbatim (`~`, `*`, `%`, `#` … included), and a key must be addressed by the same
+    /// bytes. object_store's `Path::join(&str)` would percent-encode those characters and
+    /// address another object. Only a segment a listing can never return (`.`, `..`, a
+    /// control character: object_store refuses to list such keys) is encoded.
     fn path(&self, rel: &str) -> Path {
         rel.split('/')
             .filter(|p| !p.is_empty())
-            .fold(self.prefix.clone(), |p, part| p.clone().join(part))
+            .fold(self.prefix.clone(), |path, segment| {
+                match PathPart::parse(segment) {
+                    Ok(verbatim) => path.join(verbatim),
+                    Err(_) => path.join(segment),
+                }
+            })
     }
 
     fn err(&self, op: &'static str, rel: &str) -> impl FnOnce(object_store::Error) -> StorageError {
@@ -689,6 +706,8 @@ mod tests {
                 .starts_with("file:///tmp/x")
         );
         assert!(StoreUrl::parse("ftp://h/x").is_err());
+        assert!(StoreUrl::parse("s3://bucket/a//b").is_err());
+        assert!(StoreUrl::parse("s3://bucket/a%0Ab").is_err());
         assert!(StoreUrl::parse("s3:///x").is_err());
         assert!(StoreUrl::parse("").is_err());
     }
@@ -729,5 +748,31 @@ mod tests {
         assert_eq!(dst.read("lock").await.unwrap().unwrap().as_ref(), b"3");
         assert_eq!(root.folders("").await.unwrap(), ["dst", "src"]);
         assert_eq!(dst.folders("").await.unwrap(), ["b"]);
+    }
+
+    /// Keys with the characters object_store would percent-encode are addressed as listed:
+    /// the file on disk has the key's own name, and copy, read and delete reach it.
+    #[tokio::test]
+    async fn keys_are_addressed_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let root =
+            Location::local(&StoreUrl::parse(dir.path().to_str().unwrap()).unwrap()).unwrap();
+        let name = r#"a~b*c#d[e]f{g}h^i|j<k>l"m\n?o%p%41 q+r.parquet"#;
+        let src = root.child("src ~%41");
+        src.write(&format!("x/{name}"), b"hello".to_vec())
+            .await
+            .unwrap();
+        assert!(dir.path().join("src ~%41").join("x").join(name).is_file());
+        let listed = src.list("x").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, format!("x/{name}"));
+        let dst = root.child("dst");
+        src.copy_to(&listed[0], &dst, name).await.unwrap();
+        assert!(dir.path().join("dst").join(name).is_file());
+        assert_eq!(dst.read(name).await.unwrap().unwrap().as_ref(), b"hello");
+        dst.delete(name).await.unwrap();
+        src.delete(&listed[0].key).await.unwrap();
+        assert!(dst.list("").await.unwrap().is_empty());
+        assert!(src.list("").await.unwrap().is_empty());
     }
 }

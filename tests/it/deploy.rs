@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::image::{ecs_env, json, repo};
 use crate::ops::required_env;
 use crate::s3_support::{
-    bucket, client, curflow_s3, endpoint, generate, source_period, staged_period,
+    bucket, client, curflow_s3, endpoint, generate, source_period, staged_period, table_folders,
 };
 use crate::support::run;
 
@@ -254,13 +254,7 @@ async fn the_schedule_input_runs_every_payer_for_the_current_month() {
         ));
         sources.push(source);
     }
-    for table in [
-        "ri_wastage_hourly",
-        "sp_wastage_hourly",
-        "commitment_reconciliation",
-    ] {
-        std::fs::create_dir_all(dir.path().join("warehouse").join(table)).unwrap();
-    }
+    table_folders(dir.path());
     let config = dir.path().join("curflow.toml");
     std::fs::write(&config, settings).unwrap();
 

@@ -15,6 +15,7 @@ mod fault_proxy;
 mod faults;
 mod image;
 mod interrupt;
+mod key_names;
 mod legacy;
 mod operator;
 mod ops;

@@ -157,23 +157,41 @@ pub async fn staged_period(
 
 /// The keys the ledger of a payer-period lists.
 pub async fn ledger_keys(client: &Client, bucket: &str, payer: &str, period: &str) -> Vec<String> {
-    let got = client
-        .get_object()
-        .bucket(bucket)
-        .key(format!(
-            "staging/_curflow/ledger/payer-{payer}/{period}.json"
-        ))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("ledger of {payer} {period}: {e:?}"));
-    let bytes = got.body.collect().await.unwrap().into_bytes();
-    let ledger: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let key = format!("staging/_curflow/ledger/payer-{payer}/{period}.json");
+    ledger_files(&get(client, bucket, &key).await)
+}
+
+/// The keys a ledger (its JSON text) records.
+pub fn ledger_files(text: &[u8]) -> Vec<String> {
+    let ledger: serde_json::Value = serde_json::from_slice(text).unwrap();
     ledger["files"]
         .as_object()
         .unwrap()
         .keys()
         .cloned()
         .collect()
+}
+
+/// Creates `dir/warehouse/<table>` for every final table, which the Delta warehouse
+/// refuses to write to a local folder without, and returns `dir/warehouse`.
+pub fn table_folders(dir: &Path) -> std::path::PathBuf {
+    let warehouse = dir.join("warehouse");
+    for table in curflow::warehouse::tables::FINAL_TABLES {
+        std::fs::create_dir_all(warehouse.join(table.name)).unwrap();
+    }
+    warehouse
+}
+
+/// The whole object at `key`, which must exist.
+pub async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get s3://{bucket}/{key}: {e:?}"));
+    got.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 /// A settings file with a `dev` profile: staging in `staging_bucket`, the warehouse in
@@ -188,14 +206,7 @@ pub fn settings(
     payer_extra: &str,
 ) -> String {
     let path = dir.join("curflow.toml");
-    // The Delta warehouse refuses a local table folder that does not exist yet.
-    for table in [
-        "ri_wastage_hourly",
-        "sp_wastage_hourly",
-        "commitment_reconciliation",
-    ] {
-        std::fs::create_dir_all(dir.join("warehouse").join(table)).unwrap();
-    }
+    table_folders(dir);
     let text = format!(
         "[dev]\nstaging = \"s3://{staging_bucket}/staging\"\nwarehouse_dir = \"{}\"\n{extra}\n\
          [[dev.payers]]\npayer_id = \"{payer}\"\nsource = \"s3://{source_bucket}/cur2\"\n{payer_extra}\n",

@@ -606,18 +606,7 @@ async fn assert_run_matches_truth(layout: Layout) {
             .into_keys()
             .find(|k| k.contains("ground-truth") && k.ends_with(&format!("/{table}.parquet")))
             .unwrap_or_else(|| panic!("the generator wrote the ground truth of {table}"));
-        let bytes = s3
-            .get_object()
-            .bucket(&setup.source)
-            .key(&key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let bytes = crate::s3_support::get(&s3, &setup.source, &key).await;
         let file = setup.dir.path().join(format!("truth_{table}.parquet"));
         std::fs::write(&file, bytes).unwrap();
         let truth = ctx
