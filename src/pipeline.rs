@@ -305,6 +305,7 @@ async fn process_period<W: Warehouse + ?Sized>(
         period: delivery.period,
         location: delivery.location.clone(),
         layout: delivery.layout,
+        fence: delivery.fence.clone(),
     };
     // From here on the period is published whole or not at all: a signal that came while
     // it was staged stops it before the warehouse is touched, and one that comes later

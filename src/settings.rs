@@ -179,7 +179,7 @@ struct Profile {
     #[serde(default, deserialize_with = "lenient")]
     s3_attempts: Option<u64>,
     /// Lifetime of a payer's lease (`30s`, `10m`), renewed while the run holds it, 1s-24h.
-    /// Default: `10m`.
+    /// Default: `60s`.
     lease_ttl: Option<String>,
     /// `[<env>.metrics]` (see report/metrics/config.rs). Default: no metrics.
     metrics: Option<MetricsProfile>,
@@ -220,7 +220,7 @@ fn default_s3_attempts() -> u64 {
     10
 }
 fn default_lease_ttl() -> Duration {
-    Duration::from_secs(600)
+    Duration::from_secs(60)
 }
 
 /// Where settings come from: an optional file and the process environment.

@@ -13,7 +13,7 @@ static PENDING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
 /// Sends `request` in the background (outside a runtime: not at all, and the store's own
 /// expiry of unfinished uploads, a bucket lifecycle rule, removes what it left).
-pub(super) fn spawn(request: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn spawn(request: impl Future<Output = ()> + Send + 'static) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let handle = runtime.spawn(request);
         PENDING

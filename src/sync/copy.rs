@@ -5,6 +5,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::lease::{Fence, LeaseError};
 use super::progress::Progress;
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::{BillingPeriod, PayerId};
@@ -16,7 +17,18 @@ pub struct CopyError {
     action: &'static str,
     total: usize,
     #[source]
-    source: StorageError,
+    source: Stopped,
+}
+
+/// Why a copy or delete did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Stopped {
+    /// The store failed it.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The lease was no longer surely this run's, so it was not sent.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 /// What a sync moved.
@@ -29,24 +41,26 @@ pub(super) struct Transferred {
 }
 
 /// Copies `files` (keys relative to both folders) from `source` to `staged`, at most
-/// `concurrency` at a time, verifying each, with progress output for this payer-period.
+/// `concurrency` at a time, verifying each, with progress output for this payer-period;
+/// each copy starts only if `fence` confirms the lease (a copy may replace a staged file).
 pub(super) async fn copy_all(
     source: &Location,
     staged: &Location,
     files: &[ObjectInfo],
     concurrency: usize,
-    payer: &PayerId,
-    period: BillingPeriod,
+    (payer, period): (&PayerId, BillingPeriod),
+    fence: &Fence,
 ) -> Result<Transferred, CopyError> {
     let total = files.len();
     let progress = Progress::new(payer, period, total, files.iter().map(|f| f.size).sum());
     let progress = &progress;
     futures::stream::iter(files)
         .map(|file| async move {
+            fence.confirm()?;
             source.copy_to(file, staged, &file.key).await?;
             tracing::debug!(key = %file.key, bytes = file.size, "copied");
             progress.file_done(file.size);
-            Ok::<_, StorageError>(file.size)
+            Ok::<_, Stopped>(file.size)
         })
         .buffer_unordered(concurrency.max(1))
         .try_fold(Transferred::default(), |acc, bytes| async move {
@@ -63,15 +77,21 @@ pub(super) async fn copy_all(
         })
 }
 
-/// Deletes `keys` from `staged`, at most `concurrency` at a time.
+/// Deletes `keys` from `staged`, at most `concurrency` at a time, each only if `fence`
+/// confirms the lease.
 pub(super) async fn delete_all(
     staged: &Location,
     keys: &[String],
     concurrency: usize,
+    fence: &Fence,
 ) -> Result<Transferred, CopyError> {
     let total = keys.len();
     futures::stream::iter(keys)
-        .map(|key| staged.delete(key))
+        .map(|key| async move {
+            fence.confirm()?;
+            staged.delete(key).await?;
+            Ok::<_, Stopped>(())
+        })
         .buffer_unordered(concurrency.max(1))
         .try_fold(Transferred::default(), |acc, ()| async move {
             Ok(Transferred {

@@ -18,7 +18,7 @@ mod stage;
 
 pub use copy::CopyError;
 pub use layout::{DiscoverError, Layout, TagColumn};
-pub use lease::LeaseError;
+pub use lease::{Fence, LeaseError};
 pub use ledger::LedgerError;
 pub use stage::{Intent, PayerSync, StageOutcome, StagedDelivery, SyncCounts};
 
@@ -38,7 +38,7 @@ pub enum Error {
     /// Reading or writing the ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// The payer's lease could not be taken.
+    /// The payer's lease could not be taken, or was lost.
     #[error(transparent)]
     Lease(#[from] LeaseError),
     /// A copy or deletion failed.

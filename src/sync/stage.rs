@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use super::copy::{copy_all, delete_all};
 use super::layout::{self, DeliveryState, Layout, SourcePeriod};
-use super::lease::Lease;
+use super::lease::{Fence, Lease};
 use super::ledger::{Ledger, StagedFile};
 use super::plan::{Plan, plan};
 use super::{Error, staged_folder};
@@ -100,6 +100,8 @@ pub struct StagedDelivery {
     ledger: Ledger,
     /// The staging root the ledger lives in.
     staging: Location,
+    /// The lease's check, made before the ledger and the final tables change.
+    pub fence: Fence,
 }
 
 impl StagedDelivery {
@@ -112,6 +114,7 @@ impl StagedDelivery {
     /// Records in the ledger that the analytics succeeded on exactly these files, so the
     /// next run finds the period already synchronized.
     pub async fn mark_analysed(&mut self) -> Result<(), Error> {
+        self.fence.confirm()?;
         self.ledger.analytics_succeeded_at = Some(Utc::now());
         self.ledger
             .write(&self.staging, &self.payer, self.period)
@@ -209,7 +212,14 @@ impl PayerSync {
             layout: discovered.layout,
             ledger,
             staging: self.staging.clone(),
+            fence: self.fence(),
         })))
+    }
+
+    /// The check before each change to this payer's staging or final tables: the lease's
+    /// [`Fence`], or none for a session that holds no lease (it changes nothing).
+    fn fence(&self) -> Fence {
+        self.lease.as_ref().map_or_else(Fence::none, Lease::fence)
     }
 
     /// Gives the lease back, if this run took it; a failure is logged, as the lease
@@ -271,16 +281,17 @@ impl PayerSync {
     ) -> Result<(Ledger, SyncCounts), Error> {
         let (payer, period) = (&self.payer, discovered.period);
         let source = self.export.child(&discovered.folder);
+        let fence = self.fence();
         let copied = copy_all(
             &source,
             staged,
             &plan.copies,
             self.concurrency,
-            payer,
-            period,
+            (payer, period),
+            &fence,
         )
         .await?;
-        let deleted = delete_all(staged, &plan.deletes, self.concurrency).await?;
+        let deleted = delete_all(staged, &plan.deletes, self.concurrency, &fence).await?;
         let counts = SyncCounts {
             copied_files: copied.files,
             copied_bytes: copied.bytes,
@@ -298,6 +309,7 @@ impl PayerSync {
                 .collect(),
             ..Ledger::default()
         };
+        fence.confirm()?;
         ledger.write(&self.staging, payer, period).await?;
         tracing::info!(%payer, %period, files = copied.files, bytes = copied.bytes, deleted = deleted.files, "staged");
         Ok((ledger, counts))
@@ -386,13 +398,15 @@ mod tests {
             StageOutcome::NotReady { reason } if reason.starts_with("no data at ")
         ));
         sync.release().await;
-        assert!(
-            staging
-                .read("_curflow/locks/payer-111111111111")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let lease = staging
+            .read("_curflow/locks/payer-111111111111")
+            .await
+            .unwrap()
+            .unwrap();
+        let lease: serde_json::Value = serde_json::from_slice(&lease).unwrap();
+        let expires_at: chrono::DateTime<Utc> =
+            lease["expires_at"].as_str().unwrap().parse().unwrap();
+        assert!(expires_at < Utc::now(), "released: {lease}");
     }
     #[tokio::test]
     async fn an_empty_delivery_removes_the_staged_files() {

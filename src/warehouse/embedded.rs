@@ -130,6 +130,7 @@ impl Embedded {
         };
         let batch =
             conform(&table.schema(), batches, processed_at).map_err(|e| fail(e.to_string()))?;
+        staged.fence.confirm()?;
         delta::replace_partition(
             &self.dir,
             table.name,

@@ -34,7 +34,7 @@ pub use snowflake::Snowflake;
 
 use crate::payers::PayerConfig;
 use crate::storage::{Location, StorageError};
-use crate::sync::Layout;
+use crate::sync::{Fence, Layout, LeaseError};
 use crate::task::{BillingPeriod, PayerId};
 
 /// A warehouse operation failed (as opposed to an analytics statement, which is reported
@@ -95,6 +95,9 @@ pub enum WarehouseError {
     /// A request to the warehouse failed (unreachable, throttled, an unexpected answer).
     #[error("{0}")]
     Request(String),
+    /// The payer's lease was no longer surely this run's: nothing was published.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 /// A payer-period as staged, ready to become an external table: the one source of the
@@ -110,6 +113,8 @@ pub struct StagedPeriod {
     /// The layout the files came in (never `Auto`): it says how their columns map onto
     /// the ones the analytics read (legacy tag columns → the `resource_tags` map).
     pub layout: Layout,
+    /// The payer's lease, confirmed before each change to the final tables.
+    pub fence: Fence,
 }
 
 impl StagedPeriod {

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use curflow::generate::{GenerateOptions, GroundTruth};
 use curflow::payers::PayerConfig;
 use curflow::storage::{Location, StoreUrl};
-use curflow::sync::Layout;
+use curflow::sync::{Fence, Layout};
 use curflow::task::{BillingPeriod, PayerId};
 use curflow::warehouse::{
     Backend, Embedded, PayerTable, StagedPeriod, Warehouse, WarehouseSettings, WasteBreakdown,
@@ -560,6 +560,7 @@ impl Subject {
             period: july(),
             location,
             layout: Layout::Cur2,
+            fence: Fence::none(),
         }
     }
 

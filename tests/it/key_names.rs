@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::s3::{PAYER, ri_waste};
 use crate::s3_support::{
-    S3World, curflow_s3, generate, get, ledger_files, ledger_keys, list, sizes, table_folders,
+    S3World, curflow_s3, generate, get, ledger_files, ledger_keys, list, settings_at, sizes,
     task_args,
 };
 use crate::support::run;
@@ -124,16 +124,7 @@ fn local_files(root: &Path) -> BTreeMap<String, i64> {
 
 /// Writes a settings file: the payer's source at [`source_url`], staging at `staging`.
 fn settings(dir: &Path, staging: &str, source_bucket: &str) -> String {
-    let path = dir.join("curflow.toml");
-    let warehouse = table_folders(dir);
-    let source = source_url(source_bucket).replace('\\', "\\\\");
-    let text = format!(
-        "[dev]\nstaging = \"{staging}\"\nwarehouse_dir = \"{}\"\n\
-         [[dev.payers]]\npayer_id = \"{PAYER}\"\nsource = \"{source}\"\n",
-        warehouse.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    settings_at(dir, (staging, ""), (PAYER, &source_url(source_bucket), ""))
 }
 
 /// Runs July 2025 and returns the run's summary, asserting it succeeded.

@@ -16,6 +16,7 @@ mod faults;
 mod image;
 mod interrupt;
 mod key_names;
+mod leases;
 mod legacy;
 mod operator;
 mod ops;

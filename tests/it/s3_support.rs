@@ -205,12 +205,26 @@ pub fn settings(
     extra: &str,
     payer_extra: &str,
 ) -> String {
+    settings_at(
+        dir,
+        (&format!("s3://{staging_bucket}/staging"), extra),
+        (payer, &format!("s3://{source_bucket}/cur2"), payer_extra),
+    )
+}
+
+/// A settings file with a `dev` profile: staging at the URL or folder `staging` and
+/// `extra` settings, the warehouse in `dir`, one payer reading `source` with `payer_extra`.
+pub fn settings_at(
+    dir: &Path,
+    (staging, extra): (&str, &str),
+    (payer, source, payer_extra): (&str, &str, &str),
+) -> String {
     let path = dir.join("curflow.toml");
-    table_folders(dir);
+    let warehouse = table_folders(dir);
     let text = format!(
-        "[dev]\nstaging = \"s3://{staging_bucket}/staging\"\nwarehouse_dir = \"{}\"\n{extra}\n\
-         [[dev.payers]]\npayer_id = \"{payer}\"\nsource = \"s3://{source_bucket}/cur2\"\n{payer_extra}\n",
-        dir.join("warehouse").display()
+        "[dev]\nstaging = \"{staging}\"\nwarehouse_dir = \"{}\"\n{extra}\n\
+         [[dev.payers]]\npayer_id = \"{payer}\"\nsource = \"{source}\"\n{payer_extra}\n",
+        warehouse.display()
     );
     std::fs::write(&path, text).unwrap();
     path.display().to_string()

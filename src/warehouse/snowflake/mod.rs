@@ -342,6 +342,9 @@ impl Warehouse for Snowflake {
         statements.extend(ddl::totals());
         let names: Vec<String> = statements.iter().map(|s| statement_name(s)).collect();
         let mut outcome = AnalyticsOutcome::default();
+        // One request computes and replaces the payer-month: the lease is confirmed as it
+        // is sent (Snowflake cannot check it at the commit).
+        table.staged.fence.confirm()?;
         let result = match self.run_all(&statements).await {
             Ok(result) => result,
             Err(
@@ -437,6 +440,7 @@ impl Warehouse for Snowflake {
     /// one transaction; a failed statement ends the session and rolls it back.
     async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
         let statements = ddl::clear_period(&staged.payer, staged.period);
+        staged.fence.confirm()?;
         self.run_all(&statements).await?;
         Ok(())
     }
