@@ -63,6 +63,19 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
+    /// The files it records, as listed objects keyed like the staged folder's.
+    pub(super) fn staged_files(&self) -> Vec<ObjectInfo> {
+        self.files
+            .iter()
+            .map(|(key, file)| ObjectInfo {
+                key: key.clone(),
+                size: file.size,
+                e_tag: file.e_tag.clone(),
+                last_modified: file.last_modified,
+            })
+            .collect()
+    }
+
     fn key(payer: &PayerId, period: BillingPeriod) -> String {
         format!("_curflow/ledger/payer-{payer}/{period}.json")
     }

@@ -170,6 +170,16 @@ impl PayerSync {
         let payer = &self.payer;
         let discovered = layout::discover(&self.export, self.layout, period).await?;
         if let Some(reason) = self.not_ready(&discovered) {
+            let in_progress = matches!(
+                discovered.state,
+                DeliveryState::Incomplete { .. } | DeliveryState::Updating { .. }
+            );
+            if intent == Intent::Analyse
+                && in_progress
+                && let Some(delivery) = self.unanalysed(&discovered).await?
+            {
+                return Ok(StageOutcome::Staged(delivery));
+            }
             return Ok(StageOutcome::NotReady { reason });
         }
         let staged = self.staging.child(&staged_folder(payer, period));
@@ -204,16 +214,32 @@ impl PayerSync {
             Some(ledger) if plan.is_empty() => (ledger, SyncCounts::planned(&plan)),
             _ => self.mirror(&discovered, &staged, &plan).await?,
         };
-        Ok(StageOutcome::Staged(Box::new(StagedDelivery {
+        Ok(StageOutcome::Staged(self.delivery(
+            (period, staged),
+            discovered.layout,
+            ledger,
             counts,
-            payer: payer.clone(),
+        )))
+    }
+
+    /// The staged delivery in `staged`, as `ledger` records it, for the analytics.
+    fn delivery(
+        &self,
+        (period, staged): (BillingPeriod, Location),
+        layout: Layout,
+        ledger: Ledger,
+        counts: SyncCounts,
+    ) -> Box<StagedDelivery> {
+        Box::new(StagedDelivery {
+            counts,
+            payer: self.payer.clone(),
             period,
             location: staged,
-            layout: discovered.layout,
+            layout,
             ledger,
             staging: self.staging.clone(),
             fence: self.fence(),
-        })))
+        })
     }
 
     /// The check before each change to this payer's staging or final tables: the lease's
@@ -257,6 +283,50 @@ impl PayerSync {
                 ))
             }
         }
+    }
+
+    /// The staged delivery of a period whose next delivery is still being written, when
+    /// its analytics never succeeded (a run died between the final tables' commits, or
+    /// the analytics failed) and the staged folder still holds exactly the files its
+    /// ledger records: the final tables may hold that delivery in one table and the one
+    /// before in another, and analysing it again makes them agree now, not once AWS has
+    /// finished writing. Taken under the lease, as publishing needs it.
+    async fn unanalysed(
+        &mut self,
+        discovered: &SourcePeriod,
+    ) -> Result<Option<Box<StagedDelivery>>, Error> {
+        let (payer, period) = (&self.payer, discovered.period);
+        let unanalysed = |ledger: &Ledger| ledger.analytics_succeeded_at.is_none();
+        if !Ledger::read(&self.staging, payer, period)
+            .await?
+            .is_some_and(|l| unanalysed(&l))
+        {
+            return Ok(None);
+        }
+        if self.lease.is_none() {
+            self.lease = Some(Lease::acquire(&self.staging, payer, self.lease_ttl).await?);
+        }
+        // Read again under the lease: another run may have analysed it meanwhile.
+        let Some(ledger) = Ledger::read(&self.staging, payer, period)
+            .await?
+            .filter(unanalysed)
+        else {
+            return Ok(None);
+        };
+        let staged = self.staging.child(&staged_folder(payer, period));
+        let recorded = ledger.staged_files();
+        let plan = plan(&recorded, &staged.list("").await?, Some(&ledger));
+        if !plan.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(%payer, %period, "a new delivery is being written; analysing the staged one again, as its analytics never succeeded");
+        let counts = SyncCounts::planned(&plan);
+        Ok(Some(self.delivery(
+            (period, staged),
+            discovered.layout,
+            ledger,
+            counts,
+        )))
     }
 
     /// The period's ledger and the plan from the source to the `staged` folder.

@@ -14,7 +14,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::functions_nested::map::map;
-use datafusion::prelude::{SessionConfig, SessionContext, col, ident, lit};
+use datafusion::prelude::{Expr, SessionConfig, SessionContext, col, ident, lit};
 use datafusion::sql::parser::DFParser;
 
 use super::tables::{
@@ -296,20 +296,22 @@ impl PayerTable for Embedded {
     }
 }
 
-impl WasteReader for Embedded {
-    async fn last_processed(
+impl Embedded {
+    /// The newest `processed_at` of the rows `filter` picks, in each final table that has
+    /// such rows, in the registry's order.
+    async fn newest_processed(
         &self,
-        payer: &PayerId,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
+        filter: Expr,
+    ) -> Result<Vec<(&'static str, chrono::DateTime<chrono::Utc>)>, WarehouseError> {
         let ctx = SessionContext::new();
-        let mut newest = None;
+        let mut out = Vec::new();
         for table in FINAL_TABLES.iter().map(|t| t.name) {
             let Some(provider) = self.final_table(table).await? else {
                 continue;
             };
             let batches = async {
                 ctx.read_table(provider)?
-                    .filter(col("payer_id").eq(lit(payer.as_str())))?
+                    .filter(filter.clone())?
                     .aggregate(vec![], vec![max(col("processed_at"))])?
                     .collect()
                     .await
@@ -319,9 +321,21 @@ impl WasteReader for Embedded {
                 table: table.to_owned(),
                 reason: e.to_string(),
             })?;
-            newest = newest.max(newest_timestamp(&batches));
+            out.extend(newest_timestamp(&batches).map(|at| (table, at)));
         }
-        Ok(newest)
+        Ok(out)
+    }
+}
+
+impl WasteReader for Embedded {
+    async fn last_processed(
+        &self,
+        payer: &PayerId,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
+        let newest = self
+            .newest_processed(col("payer_id").eq(lit(payer.as_str())))
+            .await?;
+        Ok(newest.into_iter().map(|(_, at)| at).max())
     }
 
     /// Filters are expressions, not SQL text.
@@ -330,6 +344,24 @@ impl WasteReader for Embedded {
         payer: &PayerId,
         period: BillingPeriod,
     ) -> Result<WasteBreakdown, WarehouseError> {
+        // The three tables are three commits: a run that died between them left the month
+        // of one run in some and of another in the rest. Never combined: refused until
+        // the next run publishes the month whole again.
+        let month = col("payer_id")
+            .eq(lit(payer.as_str()))
+            .and(col("billing_period").eq(lit(period.to_string())));
+        let runs = self.newest_processed(month.clone()).await?;
+        if runs.iter().any(|(_, at)| *at != runs[0].1) {
+            return Err(WarehouseError::Inconsistent {
+                payer: payer.clone(),
+                period,
+                runs: runs
+                    .iter()
+                    .map(|(table, at)| format!("{table} {}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         let mut out = WasteBreakdown::new(payer.clone(), period);
         let ctx = SessionContext::new();
         let read_failed = |table: &str| {
@@ -346,13 +378,7 @@ impl WasteReader for Embedded {
             };
             let rows = ctx
                 .read_table(provider)
-                .and_then(|df| {
-                    df.filter(
-                        col("payer_id")
-                            .eq(lit(payer.as_str()))
-                            .and(col("billing_period").eq(lit(period.to_string()))),
-                    )
-                })
+                .and_then(|df| df.filter(month.clone()))
                 .map_err(read_failed(table))?;
             let grouped = |keys: Vec<&str>| {
                 let rows = rows.clone();

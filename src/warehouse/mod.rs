@@ -95,6 +95,19 @@ pub enum WarehouseError {
     /// A request to the warehouse failed (unreachable, throttled, an unexpected answer).
     #[error("{0}")]
     Request(String),
+    /// The final tables hold a payer-month from different runs (one died between their
+    /// commits): nothing is read from them until a run publishes the month whole.
+    #[error(
+        "payer {payer} period {period} is not published whole: the final tables hold it from different runs ({runs}; a run stopped between their commits); nothing is reported from them until the next `curflow run` for the payer publishes the month again"
+    )]
+    Inconsistent {
+        /// The payer.
+        payer: PayerId,
+        /// The billing period.
+        period: BillingPeriod,
+        /// Each table's `processed_at` for the month.
+        runs: String,
+    },
     /// The payer's lease was no longer surely this run's: nothing was published.
     #[error(transparent)]
     Lease(#[from] LeaseError),
