@@ -172,7 +172,9 @@ impl PayerSync {
         if let Some(reason) = self.not_ready(&discovered) {
             let in_progress = matches!(
                 discovered.state,
-                DeliveryState::Incomplete { .. } | DeliveryState::Updating { .. }
+                DeliveryState::Incomplete { .. }
+                    | DeliveryState::Rewriting { .. }
+                    | DeliveryState::Updating { .. }
             );
             if intent == Intent::Analyse
                 && in_progress
@@ -274,6 +276,14 @@ impl PayerSync {
                     "delivery in progress: the manifest names {} file(s) not yet present (first: {}); the next run stages it",
                     missing.len(),
                     missing.first().map(String::as_str).unwrap_or_default()
+                ))
+            }
+            DeliveryState::Rewriting { newer, manifest } => {
+                tracing::warn!(%payer, %period, newer = newer.len(), "delivery being rewritten");
+                Some(format!(
+                    "delivery being rewritten: {} file(s) the manifest names were written after it (first: {}; manifest {manifest}); the staged copy is kept and the next run stages the new delivery",
+                    newer.len(),
+                    newer.first().map(String::as_str).unwrap_or_default()
                 ))
             }
             DeliveryState::Updating { status } => {

@@ -80,6 +80,12 @@ fn july_manifest(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
     (path, manifest)
 }
 
+/// Writes July's manifest again, unchanged: it is now newer than every data file.
+fn rewrite_manifest(dir: &Path) {
+    let (path, manifest) = july_manifest(dir);
+    std::fs::write(path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
 /// AWS delivers July again (delivery 2, 3,000 rows in files of 500) into the source under
 /// `dir`; the name of the first data file its manifest names, and where that file is.
 async fn redeliver_july_in_files(dir: &Path) -> (String, std::path::PathBuf) {
@@ -136,6 +142,8 @@ async fn a_spoiled_redelivery_is_refused(spoil: impl FnOnce(&Path)) -> (String, 
 
     let (name, file) = redeliver_july_in_files(dir.path()).await;
     spoil(&file);
+    // As AWS does, the manifest is written after the data files, spoiled ones included.
+    rewrite_manifest(dir.path());
 
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(1), "{summary}");
@@ -371,4 +379,62 @@ fn a_killed_local_copy_leaves_nothing_in_staging() {
         held, delivered,
         "the staged folder mirrors the delivery exactly"
     );
+}
+
+/// An export that overwrites (the same file names in every delivery) caught while AWS
+/// rewrites it: a file the manifest names is newer than the manifest. It used to be
+/// copied, staging and publishing a mix of two deliveries; now the period is skipped,
+/// saying why, the staged copy and final tables stay the previous delivery's, and the
+/// delivery is staged once its manifest is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overwrite_in_progress_is_not_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = one_payer_july(dir.path(), PAYER);
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    let ri_before = held(dir.path(), "ri_wastage_hourly").await;
+    let staged = dir.path().join(format!(
+        "staging/year=2025/month=7/payer-{PAYER}/{}",
+        staged_july(dir.path())[0]
+    ));
+    let staged_before = std::fs::read(&staged).unwrap();
+
+    // AWS rewrites the file in place with other usage (another seed, same name).
+    let other = dir.path().join("other");
+    generate_july(
+        dir.path(),
+        &other,
+        PAYER,
+        &["--rows", "3000", "--seed", "8"],
+    );
+    let (_, manifest) = july_manifest(dir.path());
+    let named = manifest["dataFiles"][0].as_str().unwrap();
+    let name = named.rsplit('/').next().unwrap();
+    let data = "data/BILLING_PERIOD=2025-07";
+    std::fs::copy(
+        other.join(data).join(name),
+        dir.path().join("source").join(data).join(name),
+    )
+    .expect("the other delivery has the same file name");
+
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    let line = july_line(&summary);
+    assert!(
+        line.contains("delivery being rewritten") && line.contains(name),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read(&staged).unwrap(),
+        staged_before,
+        "staging untouched"
+    );
+    assert_eq!(held(dir.path(), "ri_wastage_hourly").await, ri_before);
+
+    // AWS finishes: the manifest comes last, and the rewritten delivery is staged.
+    rewrite_manifest(dir.path());
+    let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(july_line(&summary).contains("1 file copied"), "{summary}");
+    assert_ne!(held(dir.path(), "ri_wastage_hourly").await, ri_before);
 }

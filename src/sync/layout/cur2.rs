@@ -32,12 +32,11 @@ pub(super) async fn discover(
     let partition = format!("BILLING_PERIOD={period}");
     let metadata = format!("metadata/{partition}");
     let listing = Listing::read(export, period, Layout::Cur2, "data", partition).await?;
-    let manifest: Option<(String, Manifest)> =
-        read_manifest(export, &metadata, |k| k.ends_with("Manifest.json")).await?;
+    let manifest = read_manifest(export, &metadata, |k| k.ends_with("Manifest.json")).await?;
     listing.against(
         export,
-        manifest.map(|(url, m)| Named {
-            url,
+        manifest.map(|(file, m): (_, Manifest)| Named {
+            manifest: file,
             files: m.data_files,
             delivery: m.execution_id,
         }),

@@ -23,8 +23,8 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
 use super::{
-    DeliveryState, DiscoverError, Layout, Listing, Named, SourcePeriod, TagColumn, is_data_file,
-    read_manifest,
+    DeliveryState, DiscoverError, Layout, Listing, ManifestFile, Named, SourcePeriod, TagColumn,
+    is_data_file, read_manifest,
 };
 use crate::storage::Location;
 use crate::task::BillingPeriod;
@@ -113,13 +113,13 @@ pub(super) async fn discover(
     let updating = report_updating(export).await?;
     // Only the manifest directly in the folder: with "create new report versions" AWS also
     // keeps older manifests in `<assemblyId>/` subfolders.
-    let manifest: Option<(String, Manifest)> =
+    let manifest: Option<(ManifestFile, Manifest)> =
         read_manifest(export, &manifest_folder(period), |k| {
             k.ends_with("-Manifest.json") && k.matches('/').count() == 1
         })
         .await?;
     if let Some((
-        url,
+        file,
         Manifest {
             report_name: Some(name),
             ..
@@ -128,7 +128,7 @@ pub(super) async fn discover(
         && !is_report_name(name)
     {
         return Err(DiscoverError::Manifest {
-            url: url.clone(),
+            url: file.url.clone(),
             reason: format!(
                 "its reportName {name:?} is not a report name (1-256 of A-Z a-z 0-9 ! - _ . * ' ( ), as AWS names reports)"
             ),
@@ -153,8 +153,8 @@ pub(super) async fn discover(
     let listing = Listing::read(export, period, Layout::Legacy, &report, partition).await?;
     let mut found = listing.against(
         export,
-        manifest.map(|(url, m)| Named {
-            url,
+        manifest.map(|(file, m)| Named {
+            manifest: file,
             files: m.report_keys,
             delivery: m.assembly_id,
         }),

@@ -123,6 +123,14 @@ pub(super) enum DeliveryState {
         /// Files named by the manifest but missing from the listing.
         missing: Vec<String>,
     },
+    /// Files the manifest names were written after it: AWS is rewriting the delivery in
+    /// place (same file names). Skip this run.
+    Rewriting {
+        /// The named files newer than the manifest.
+        newer: Vec<String>,
+        /// The manifest's URL.
+        manifest: String,
+    },
     /// The legacy report's status says AWS is rewriting it: skip this run.
     Updating {
         /// URL of the status folder.
@@ -259,9 +267,9 @@ impl Listing {
     ) -> Result<SourcePeriod, DiscoverError> {
         let (files, delivery, state) = match manifest {
             Some(named) => {
-                let (files, state) =
-                    against_manifest(self.files, &named.files, &self.partition, named.url)?;
-                (files, named.delivery, state)
+                let delivery = named.delivery.clone();
+                let (files, state) = against_manifest(self.files, named, &self.partition)?;
+                (files, delivery, state)
             }
             None if self.files.is_empty() => (self.files, None, DeliveryState::NoData),
             None => {
@@ -280,58 +288,70 @@ impl Listing {
     }
 }
 
+/// A period's manifest object: where it is, and when the store last wrote it.
+struct ManifestFile {
+    /// Its URL.
+    url: String,
+    /// Its LastModified.
+    written: chrono::DateTime<chrono::Utc>,
+}
+
 /// What a period's manifest says, whatever the layout.
 struct Named {
-    /// The manifest's URL.
-    url: String,
+    /// The manifest object.
+    manifest: ManifestFile,
     /// The data files of the delivery, as URLs or object keys.
     files: Vec<String>,
     /// The delivery's id.
     delivery: Option<String>,
 }
 
-/// The latest manifest in `folder` (the greatest key `is_manifest` accepts) and its URL,
-/// if the export has one there.
+/// The latest manifest in `folder` (the greatest key `is_manifest` accepts) and the
+/// object it was read from, if the export has one there.
 async fn read_manifest<M: DeserializeOwned>(
     export: &Location,
     folder: &str,
     is_manifest: impl Fn(&str) -> bool,
-) -> Result<Option<(String, M)>, DiscoverError> {
-    let key = export
+) -> Result<Option<(ManifestFile, M)>, DiscoverError> {
+    let found = export
         .list(folder)
         .await?
         .into_iter()
-        .map(|o| o.key)
-        .filter(|k| is_manifest(k))
-        .max();
-    let Some(key) = key else {
+        .filter(|o| is_manifest(&o.key))
+        .max_by(|a, b| a.key.cmp(&b.key));
+    let Some(found) = found else {
         return Ok(None);
     };
-    let url = export.url().join(&key).to_string();
-    let bytes = export.read(&key).await?.unwrap_or_default();
+    let url = export.url().join(&found.key).to_string();
+    let bytes = export.read(&found.key).await?.unwrap_or_default();
     let manifest = serde_json::from_slice(&bytes).map_err(|e| DiscoverError::Manifest {
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    Ok(Some((url, manifest)))
+    let file = ManifestFile {
+        url,
+        written: found.last_modified,
+    };
+    Ok(Some((file, manifest)))
 }
 
 /// Checks a period's listing (keys relative to its folder) against the data files its
 /// manifest names (URLs or object keys with `partition/` in them): the delivery is the
 /// named files; any named file not listed means it is still being written, and a manifest
-/// that names none is an empty delivery.
+/// that names none is an empty delivery. AWS writes the manifest last, so a named file
+/// written after it is AWS rewriting the delivery in place (an export that overwrites,
+/// keeping its file names): not staged until the rewrite's own manifest comes.
 fn against_manifest(
     listed: Vec<ObjectInfo>,
-    named: &[String],
+    named: Named,
     partition: &str,
-    manifest_url: String,
 ) -> Result<(Vec<ObjectInfo>, DeliveryState), DiscoverError> {
     let marker = format!("{partition}/");
-    let mut relative = Vec::with_capacity(named.len());
-    for data_file in named {
+    let mut relative = Vec::with_capacity(named.files.len());
+    for data_file in &named.files {
         let Some((_, rel)) = data_file.split_once(&marker) else {
             return Err(DiscoverError::Manifest {
-                url: manifest_url,
+                url: named.manifest.url,
                 reason: format!("data file {data_file} is not under {partition}"),
             });
         };
@@ -349,8 +369,18 @@ fn against_manifest(
         .into_iter()
         .filter(|o| relative.contains(&o.key))
         .collect();
+    let newer: Vec<String> = files
+        .iter()
+        .filter(|o| o.last_modified > named.manifest.written)
+        .map(|o| o.key.clone())
+        .collect();
     let state = if !missing.is_empty() {
         DeliveryState::Incomplete { missing }
+    } else if !newer.is_empty() {
+        DeliveryState::Rewriting {
+            newer,
+            manifest: named.manifest.url,
+        }
     } else if files.is_empty() {
         DeliveryState::Empty
     } else {
@@ -407,6 +437,35 @@ pub(super) mod tests {
         assert_eq!(got.delivery.as_deref(), Some("x2"));
         let keys: Vec<&str> = got.files.iter().map(|f| f.key.as_str()).collect();
         assert_eq!(keys, ["cur2-002-00001.snappy.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn a_named_file_newer_than_the_manifest_means_a_rewrite_in_progress() {
+        const FILE: &str = "data/BILLING_PERIOD=2025-07/cur2-00001.snappy.parquet";
+        const MANIFEST: &str =
+            r#"{"dataFiles":["s3://b/data/BILLING_PERIOD=2025-07/cur2-00001.snappy.parquet"]}"#;
+        let (_d, loc) = export_with(&[FILE], Some(MANIFEST)).await;
+        assert_eq!(
+            discover(&loc, Layout::Cur2, period()).await.unwrap().state,
+            DeliveryState::Ready
+        );
+        loc.write(FILE, b"PAR1 rewritten".to_vec()).await.unwrap();
+        let got = discover(&loc, Layout::Cur2, period()).await.unwrap();
+        assert!(
+            matches!(&got.state, DeliveryState::Rewriting { newer, .. } if newer == &["cur2-00001.snappy.parquet"]),
+            "{:?}",
+            got.state
+        );
+        loc.write(
+            "metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json",
+            MANIFEST.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            discover(&loc, Layout::Cur2, period()).await.unwrap().state,
+            DeliveryState::Ready
+        );
     }
 
     #[tokio::test]
