@@ -164,6 +164,7 @@ fn analyse(dir: &Path, lines: &[Line]) -> String {
         ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+    crate::support::write_july_manifest_last(&dir.join("source"));
     let (code, summary) = run_july(dir, &settings);
     assert_eq!(code, Some(0), "{summary}");
     assert!(summary.contains("every commitment reconciles"), "{summary}");

@@ -12,6 +12,7 @@ use crate::s3_support::{S3World, generate};
 use crate::schema_drift::{PAYER, run_july};
 use crate::support::{
     curflow, final_tables, generate_july, one_payer_july, one_payer_settings, query, run,
+    write_july_manifest_last,
 };
 
 /// The summary's line for July.
@@ -80,12 +81,6 @@ fn july_manifest(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
     (path, manifest)
 }
 
-/// Writes July's manifest again, unchanged: it is now newer than every data file.
-fn rewrite_manifest(dir: &Path) {
-    let (path, manifest) = july_manifest(dir);
-    std::fs::write(path, serde_json::to_vec(&manifest).unwrap()).unwrap();
-}
-
 /// AWS delivers July again (delivery 2, 3,000 rows in files of 500) into the source under
 /// `dir`; the name of the first data file its manifest names, and where that file is.
 async fn redeliver_july_in_files(dir: &Path) -> (String, std::path::PathBuf) {
@@ -143,7 +138,7 @@ async fn a_spoiled_redelivery_is_refused(spoil: impl FnOnce(&Path)) -> (String, 
     let (name, file) = redeliver_july_in_files(dir.path()).await;
     spoil(&file);
     // As AWS does, the manifest is written after the data files, spoiled ones included.
-    rewrite_manifest(dir.path());
+    write_july_manifest_last(&dir.path().join("source"));
 
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(1), "{summary}");
@@ -432,7 +427,7 @@ async fn an_overwrite_in_progress_is_not_staged() {
     assert_eq!(held(dir.path(), "ri_wastage_hourly").await, ri_before);
 
     // AWS finishes: the manifest comes last, and the rewritten delivery is staged.
-    rewrite_manifest(dir.path());
+    write_july_manifest_last(&dir.path().join("source"));
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(0), "{summary}");
     assert!(july_line(&summary).contains("1 file copied"), "{summary}");

@@ -151,6 +151,7 @@ fn a_corrupt_file_is_named_and_a_new_delivery_recovers() {
         .join(name);
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    crate::support::write_july_manifest_last(&dir.path().join("source"));
     let failed = failed_july(dir.path(), &settings);
     assert!(
         failed.contains(name) && failed.contains("not readable Parquet"),

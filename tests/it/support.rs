@@ -96,6 +96,15 @@ pub fn generate_july(dir: &Path, out: &Path, payer: &str, options: &[&str]) {
     assert_eq!(run(curflow(dir, &args)).status.code(), Some(0), "generate");
 }
 
+/// Writes July's CUR 2.0 manifest under the export `source` again, unchanged, as AWS
+/// writes a delivery's manifest after its data files: a test that changed a data file
+/// in place makes the change a finished delivery, not a rewrite in progress.
+pub fn write_july_manifest_last(source: &Path) {
+    let path = source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json");
+    let bytes = std::fs::read(&path).expect("July's manifest");
+    std::fs::write(&path, bytes).unwrap();
+}
+
 /// A one-payer setup in `dir`: a generated July (3,000 rows) under `source/`, and settings
 /// (returned: their path) with staging and warehouse under `dir`.
 pub fn one_payer_july(dir: &Path, payer: &str) -> String {
