@@ -13,7 +13,9 @@
 //! when less than a third of the time-to-live is left. A holder whose renewals fail thus
 //! stops within two thirds of the time-to-live, before anyone can take over, and the
 //! payer-period it was staging fails with nothing half-done (the ledger is written last).
-//! Renewal runs every third of the time-to-live; a crashed run blocks the next one for at
+//! Renewal runs every sixth of the time-to-live, so a renewal that takes up to half of it
+//! (a slow or throttled store) still lands before the fence would refuse; a crashed run
+//! blocks the next one for at
 //! most one time-to-live (default 60 s). The times are the hosts' clocks: they must agree
 //! to well within a third of the time-to-live, as NTP-synchronised hosts do.
 //!
@@ -169,7 +171,7 @@ fn expiry(ttl: Duration) -> DateTime<Utc> {
 }
 
 impl Lease {
-    /// Takes the payer's lease for `ttl`, renewed every third of it while held.
+    /// Takes the payer's lease for `ttl`, renewed every sixth of it while held.
     pub(super) async fn acquire(
         staging: &Location,
         payer: &PayerId,
@@ -329,11 +331,11 @@ async fn release_if_ours(staging: &Location, key: &str, token: &str) -> Result<(
     Ok(())
 }
 
-/// Pushes the expiry forward every third of `ttl` (sooner again after a failure), as long
+/// Pushes the expiry forward every sixth of `ttl` (sooner again after a failure), as long
 /// as the lease is still ours, and keeps `tenure` up to date.
 async fn renew(staging: Location, key: String, token: String, ttl: Duration, tenure: Arc<Tenure>) {
     let retry = (ttl / 10).min(Duration::from_secs(2));
-    let mut wait = ttl / 3;
+    let mut wait = ttl / 6;
     loop {
         tokio::time::sleep(wait).await;
         wait = retry;
@@ -363,7 +365,7 @@ async fn renew(staging: Location, key: String, token: String, ttl: Duration, ten
                 tenure
                     .until
                     .store(expires_at.timestamp_micros(), Ordering::SeqCst);
-                wait = ttl / 3;
+                wait = ttl / 6;
             }
             // Changed since it was read: the next round sees by whom.
             Ok(false) => {}
