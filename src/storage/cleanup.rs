@@ -1,7 +1,8 @@
-//! Requests a dropped transfer still owes the store: aborting the multipart upload it had
-//! started. A transfer is dropped when a signal stops the run; `Drop` cannot wait, so it
-//! spawns the request here, and the run awaits them ([`finish`]) before it reports, so
-//! that the process does not end with the abort still on its way.
+//! Requests something dropped still owes the store: a transfer, aborting the multipart
+//! upload it had started; a payer's lease, releasing it. They are dropped when a signal
+//! stops the run; `Drop` cannot wait, so it spawns the request here, and the run awaits
+//! them ([`finish`]) before it reports, so that the process does not end with a request
+//! still on its way.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub(crate) async fn finish(within: Duration) {
     {
         tracing::warn!(
             count,
-            "requests aborting unfinished uploads did not all end in time; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes their parts"
+            "requests aborting unfinished uploads or releasing leases did not all end in time; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes the parts of uploads, and a lease expires by itself"
         );
     }
 }

@@ -15,9 +15,9 @@
 //! payer-period it was staging fails with nothing half-done (the ledger is written last).
 //! Renewal runs every sixth of the time-to-live, so a renewal that takes up to half of it
 //! (a slow or throttled store) still lands before the fence would refuse; a crashed run
-//! blocks the next one for at
-//! most one time-to-live (default 60 s). The times are the hosts' clocks: they must agree
-//! to well within a third of the time-to-live, as NTP-synchronised hosts do.
+//! blocks the next one for at most one time-to-live (default 60 s). The times are the
+//! hosts' clocks: they must agree to well within a third of the time-to-live, as
+//! NTP-synchronised hosts do.
 //!
 //! Release is a conditional write too, of an expired lease (a delete cannot be made
 //! conditional on every store); a lease dropped without release (a panic, a signal in the
@@ -134,12 +134,41 @@ impl Fence {
 /// releases it in the background.
 #[derive(Debug)]
 pub(super) struct Lease {
+    claim: Claim,
+    tenure: Arc<Tenure>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// The lease object this run holds, or may hold (the answer to taking it was lost, or a
+/// signal dropped the attempt): what releasing it needs. Dropped while `armed`, it is
+/// released in the background ([`cleanup`]), so it does not block the next run for its
+/// time-to-live.
+#[derive(Debug)]
+struct Claim {
     staging: Location,
     key: String,
     token: String,
-    tenure: Arc<Tenure>,
-    renewal: tokio::task::JoinHandle<()>,
-    released: bool,
+    armed: bool,
+}
+
+impl Claim {
+    /// Releases the lease now, if it is still this run's.
+    async fn release(&mut self) -> Result<(), StorageError> {
+        self.armed = false;
+        release_if_ours(&self.staging, &self.key, &self.token).await
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.armed {
+            let (staging, key, token) =
+                (self.staging.clone(), self.key.clone(), self.token.clone());
+            cleanup::spawn(async move {
+                let _ = release_if_ours(&staging, &key, &token).await;
+            });
+        }
+    }
 }
 
 /// Tries at taking the lease before giving up (a lost answer, a concurrent takeover).
@@ -149,8 +178,7 @@ fn key(payer: &PayerId) -> String {
     format!("_curflow/locks/payer-{payer}")
 }
 
-/// The lease's body for `token`, expiring at `expires_at`, and the expiry as the
-/// [`Tenure`] keeps it.
+/// The lease's body for `token`, expiring at `expires_at`.
 fn holder_body(token: &str, expires_at: DateTime<Utc>) -> Vec<u8> {
     let holder = Holder {
         token: token.to_owned(),
@@ -187,9 +215,14 @@ impl Lease {
             std::process::id(),
             Utc::now().timestamp_nanos_opt().unwrap_or_default()
         );
-        // Dropped before it is armed off (a signal stopped the run mid-way): a lease this
-        // run may have taken, without hearing so, is released.
-        let mut unfinished = Unfinished(Some((staging.clone(), key.clone(), token.clone())));
+        // Dropped before the lease is handed over (a signal stopped the run mid-way, a
+        // request failed): a lease this run may have taken, without hearing so, is released.
+        let mut claim = Claim {
+            staging: staging.clone(),
+            key: key.clone(),
+            token: token.clone(),
+            armed: true,
+        };
         let mut taken = None;
         let mut held_by = None;
         for attempt in 0..ATTEMPTS {
@@ -237,6 +270,8 @@ impl Lease {
         }
         let url = staging.url().join(&key).to_string();
         let Some(expires_at) = taken else {
+            // Another run's lease, as read: nothing of this run's to release.
+            claim.armed = false;
             let current = held_by.unwrap_or_else(|| Holder {
                 token: String::new(),
                 holder: "unknown".into(),
@@ -249,7 +284,6 @@ impl Lease {
                 url,
             });
         };
-        unfinished.0 = None;
         let tenure = Arc::new(Tenure {
             payer: payer.clone(),
             url,
@@ -257,20 +291,11 @@ impl Lease {
             taken_over: AtomicBool::new(false),
             margin: chrono::Duration::from_std(ttl / 3).unwrap_or_default(),
         });
-        let renewal = tokio::spawn(renew(
-            staging.clone(),
-            key.clone(),
-            token.clone(),
-            ttl,
-            Arc::clone(&tenure),
-        ));
+        let renewal = tokio::spawn(renew(staging.clone(), key, token, ttl, Arc::clone(&tenure)));
         Ok(Self {
-            staging: staging.clone(),
-            key,
-            token,
+            claim,
             tenure,
             renewal,
-            released: false,
         })
     }
 
@@ -282,8 +307,8 @@ impl Lease {
     /// Stops renewing and releases the lease if it is still this run's.
     pub(super) async fn release(mut self) -> Result<(), LeaseError> {
         self.renewal.abort();
-        self.released = true;
-        release_if_ours(&self.staging, &self.key, &self.token)
+        self.claim
+            .release()
             .await
             .map_err(|source| LeaseError::Storage {
                 payer: self.tenure.payer.clone(),
@@ -293,28 +318,9 @@ impl Lease {
 }
 
 impl Drop for Lease {
+    /// Stops the renewal; the [`Claim`] releases the lease unless it was released.
     fn drop(&mut self) {
         self.renewal.abort();
-        if !self.released {
-            let (staging, key, token) =
-                (self.staging.clone(), self.key.clone(), self.token.clone());
-            cleanup::spawn(async move {
-                let _ = release_if_ours(&staging, &key, &token).await;
-            });
-        }
-    }
-}
-
-/// The lease a dropped [`Lease::acquire`] may have taken: `(staging, key, token)`.
-struct Unfinished(Option<(Location, String, String)>);
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if let Some((staging, key, token)) = self.0.take() {
-            cleanup::spawn(async move {
-                let _ = release_if_ours(&staging, &key, &token).await;
-            });
-        }
     }
 }
 
@@ -417,7 +423,7 @@ mod tests {
         let third = Lease::acquire(&staging, &payer, Duration::from_secs(60))
             .await
             .unwrap();
-        assert_eq!(holder(&staging, &payer).await.token, third.token);
+        assert_eq!(holder(&staging, &payer).await.token, third.claim.token);
         third.release().await.unwrap();
     }
 
@@ -452,7 +458,7 @@ mod tests {
                 "round {round}: {} runs hold the lease",
                 won.len()
             );
-            assert_eq!(holder(&staging, &payer).await.token, won[0].token);
+            assert_eq!(holder(&staging, &payer).await.token, won[0].claim.token);
             won.pop().unwrap().release().await.unwrap();
         }
     }

@@ -170,14 +170,8 @@ impl PayerSync {
         let payer = &self.payer;
         let discovered = layout::discover(&self.export, self.layout, period).await?;
         if let Some(reason) = self.not_ready(&discovered) {
-            let in_progress = matches!(
-                discovered.state,
-                DeliveryState::Incomplete { .. }
-                    | DeliveryState::Rewriting { .. }
-                    | DeliveryState::Updating { .. }
-            );
             if intent == Intent::Analyse
-                && in_progress
+                && discovered.state.in_progress()
                 && let Some(delivery) = self.unanalysed(&discovered).await?
             {
                 return Ok(StageOutcome::Staged(delivery));

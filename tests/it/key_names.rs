@@ -12,8 +12,8 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::s3::{PAYER, ri_waste};
 use crate::s3_support::{
-    S3World, curflow_s3, generate, get, ledger_files, ledger_keys, list, settings_at, sizes,
-    task_args,
+    S3World, curflow_s3, generate, get, ledger_keys, list, local_files, local_ledger_keys,
+    settings_at, sizes, task_args,
 };
 use crate::support::run;
 
@@ -94,32 +94,6 @@ async fn move_to_special_names(c: &Client, bucket: &str, delivery: u32) {
 /// The source period's data files (name → size) as staging must mirror them.
 async fn source_files(c: &Client, bucket: &str) -> BTreeMap<String, i64> {
     sizes(&list(c, bucket, &format!("{PREFIX}/data/{PERIOD}")).await)
-}
-
-/// A local folder's files below `root`, named relative to it, with their sizes.
-fn local_files(root: &Path) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.map(Result::unwrap) {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                out.insert(rel, entry.metadata().unwrap().len() as i64);
-            }
-        }
-    }
-    out
 }
 
 /// Writes a settings file: the payer's source at [`source_url`], staging at `staging`.
@@ -221,10 +195,8 @@ async fn local_staging_keeps_special_character_names() {
         source,
         "each file is named on disk as its key"
     );
-    let ledger =
-        std::fs::read(staging.join(format!("_curflow/ledger/payer-{PAYER}/2025-07.json"))).unwrap();
     assert_eq!(
-        ledger_files(&ledger),
+        local_ledger_keys(&staging, PAYER, "2025-07"),
         source.keys().cloned().collect::<Vec<_>>()
     );
     assert!(

@@ -11,20 +11,13 @@ use std::time::{Duration, Instant};
 use crate::fault_proxy::{FaultProxy, Faults};
 use crate::s3::{PAYER, assert_mirrored};
 use crate::s3_support::{
-    S3World, curflow_s3, ledger_files, ledger_keys, list, settings_at, sizes, source_period,
+    S3World, curflow_s3, ledger_keys, list, local_files, local_ledger_keys, settings_at, sizes,
+    source_period,
 };
-use crate::support::run;
+use crate::support::{output_text, run};
 
 /// Each copy is held up this long at the proxy, so staging takes a few seconds.
 const COPY_DELAY: Duration = Duration::from_millis(300);
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Holds up every copy by [`COPY_DELAY`], raising `copying` at the first one; with
 /// `refuse_renewals`, every write to a lease after the first (the one that takes it) is
@@ -63,7 +56,7 @@ async fn s3_holder_whose_renewals_fail_stops_before_changing_more() {
     let copying = Arc::new(AtomicBool::new(false));
     let proxy = FaultProxy::start(&w.ep, slow_copies(&copying, true));
     let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &w.july("run")));
-    let said = text(&out);
+    let said = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         said.contains("2025-07  FAILED") && said.contains("could not be renewed in time"),
@@ -90,7 +83,7 @@ async fn s3_holder_whose_renewals_fail_stops_before_changing_more() {
     // write that got through), the next run, with a store that answers, finishes the period.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let out = w.run(&w.july("run"));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
 }
 
@@ -128,17 +121,17 @@ async fn two_runs_one_payer(w: &S3World, config: &str) -> (Output, Output) {
     })
     .await
     .unwrap();
-    assert!(first.status.success(), "first run: {}", text(&first));
+    assert!(first.status.success(), "first run: {}", output_text(&first));
     assert_eq!(
         second.status.code(),
         Some(1),
         "second run: {}",
-        text(&second)
+        output_text(&second)
     );
     assert!(
-        text(&second).contains("is being synchronized by another run"),
+        output_text(&second).contains("is being synchronized by another run"),
         "{}",
-        text(&second)
+        output_text(&second)
     );
     (first, second)
 }
@@ -166,18 +159,10 @@ async fn two_runs_on_one_payer_local_staging() {
     );
     two_runs_one_payer(&w, &config).await;
     let source = source_period(&w.c, &w.source, "2025-07").await;
-    let ledger =
-        std::fs::read(staging.join(format!("_curflow/ledger/payer-{PAYER}/2025-07.json"))).unwrap();
     assert_eq!(
-        ledger_files(&ledger),
+        local_ledger_keys(&staging, PAYER, "2025-07"),
         source.keys().cloned().collect::<Vec<_>>()
     );
-    for (key, size) in &source {
-        let file = staging.join(format!("year=2025/month=7/payer-{PAYER}/{key}"));
-        assert_eq!(
-            std::fs::metadata(&file).map(|m| m.len() as i64).ok(),
-            Some(*size),
-            "{key}"
-        );
-    }
+    let staged = staging.join(format!("year=2025/month=7/payer-{PAYER}"));
+    assert_eq!(local_files(&staged), source, "staged once, whole");
 }

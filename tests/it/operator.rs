@@ -4,17 +4,9 @@
 //! without colours under `NO_COLOR`.
 
 use crate::progress::under_terminal;
-use crate::support::{amount, curflow, one_payer_settings, run};
+use crate::support::{amount, curflow, one_payer_settings, output_text, run};
 
 const PAYER: &str = "671238551718";
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
@@ -34,8 +26,8 @@ fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
             "7",
         ],
     ));
-    assert!(out.status.success(), "{}", text(&out));
-    let generated = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let generated = output_text(&out);
     let settings = one_payer_settings(dir.path(), PAYER, &source);
     let out = run(curflow(
         dir.path(),
@@ -43,8 +35,8 @@ fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
             "run", "--config", &settings, "--year", "2025", "--month", "7", "--payer", PAYER,
         ],
     ));
-    assert!(out.status.success(), "{}", text(&out));
-    let summary = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let summary = output_text(&out);
     for kind in ["RI waste ", "SP waste "] {
         assert_eq!(
             amount(&generated, kind),
@@ -59,8 +51,8 @@ fn generate_and_run_print_the_same_cents_and_period_is_year_and_month() {
             "plan", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
         ],
     ));
-    assert!(out.status.success(), "{}", text(&out));
-    let plan = text(&out);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let plan = output_text(&out);
     assert!(
         plan.contains("task month 2025-07") && plan.contains("Already synchronized"),
         "{plan}"
@@ -162,14 +154,14 @@ fn run_plan_and_report_print_one_json_document() {
         ]
     };
     let out = run(curflow(dir.path(), &task("plan")));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let plan = document(&out);
     assert_eq!(plan["schema_version"], 3);
     assert_eq!(plan["periods"][0]["outcome"], "planned", "{plan}");
     assert_eq!(plan["periods"][0]["files_copied"], 1, "{plan}");
 
     let out = run(curflow(dir.path(), &task("run")));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let body = document(&out);
     assert_eq!(body["status"], "success", "{body}");
     let analytics = &body["periods"][0]["analytics"];
@@ -183,7 +175,7 @@ fn run_plan_and_report_print_one_json_document() {
             "2025-07",
         ],
     ));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let report = document(&out);
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["billing_period"], "2025-07");

@@ -161,8 +161,40 @@ pub async fn ledger_keys(client: &Client, bucket: &str, payer: &str, period: &st
     ledger_files(&get(client, bucket, &key).await)
 }
 
+/// The keys the ledger of a payer-period lists, in the local staging folder `staging`.
+pub fn local_ledger_keys(staging: &Path, payer: &str, period: &str) -> Vec<String> {
+    let ledger = staging.join(format!("_curflow/ledger/payer-{payer}/{period}.json"));
+    ledger_files(&std::fs::read(&ledger).unwrap_or_else(|e| panic!("{}: {e}", ledger.display())))
+}
+
+/// A local folder's files below `root`, named relative to it, with their sizes.
+pub fn local_files(root: &Path) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.insert(rel, entry.metadata().unwrap().len() as i64);
+            }
+        }
+    }
+    out
+}
+
 /// The keys a ledger (its JSON text) records.
-pub fn ledger_files(text: &[u8]) -> Vec<String> {
+fn ledger_files(text: &[u8]) -> Vec<String> {
     let ledger: serde_json::Value = serde_json::from_slice(text).unwrap();
     ledger["files"]
         .as_object()

@@ -29,6 +29,15 @@ pub fn run(mut cmd: Command) -> Output {
     out
 }
 
+/// A finished command's stdout, then its stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs a query and collects its result.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
     ctx.sql(sql)

@@ -138,6 +138,19 @@ pub(super) enum DeliveryState {
     },
 }
 
+impl DeliveryState {
+    /// Whether AWS is writing a delivery of the period right now (files missing, files
+    /// newer than the manifest, a legacy report UPDATING): the next run may stage it.
+    pub(super) fn in_progress(&self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Incomplete { .. }
+                | DeliveryState::Rewriting { .. }
+                | DeliveryState::Updating { .. }
+        )
+    }
+}
+
 /// A source period as discovered.
 #[derive(Debug, Clone)]
 pub(super) struct SourcePeriod {
