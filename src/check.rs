@@ -119,6 +119,7 @@ async fn source(
         staging.clone(),
         settings.concurrency,
         settings.lease_ttl,
+        settings.keep_superseded,
     );
     let mut said = Vec::new();
     for period in period.with_previous(2) {

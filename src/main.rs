@@ -30,7 +30,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refuse_arguments(&e),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -180,7 +183,7 @@ fn run_task(
     };
     let published = runtime.block_on(report::publish(&report, &sinks));
     if let Some(error) = &report.fatal {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", report::one_line(error));
     }
     let notification_lost = published.notification == Delivery::Failed
         && settings.notify.as_ref().is_some_and(|n| n.required);
@@ -197,9 +200,32 @@ fn exit_code(status: Status, notification_lost: bool) -> ExitCode {
     }
 }
 
+/// Arguments clap refused, as one `error:` line and exit 2 (help and version print as
+/// clap does): clap's own message spans a usage block and tips, and a value from outside
+/// in it (an argument, TASK_INPUT_JSON) could hold anything.
+fn refuse_arguments(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !error.use_stderr() || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        error.exit();
+    }
+    let task_not_text = std::env::var_os("TASK_INPUT_JSON").is_some_and(|v| v.to_str().is_none());
+    let message = match error.kind() {
+        ErrorKind::InvalidUtf8 if task_not_text => {
+            "TASK_INPUT_JSON is not UTF-8 text; give the task as JSON".to_owned()
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            format!("{}; see --help", first.trim_start_matches("error: "))
+        }
+    };
+    eprintln!("error: {}", report::one_line(&message));
+    ExitCode::from(2)
+}
+
 /// One `error:` line; exit 2 for bad input, 1 otherwise.
 fn refuse(error: &Error) -> ExitCode {
-    eprintln!("error: {}", chain(error));
+    eprintln!("error: {}", report::one_line(&chain(error)));
     ExitCode::from(if error.is_bad_input() { 2 } else { 1 })
 }
 

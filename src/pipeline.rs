@@ -122,6 +122,7 @@ async fn run_with<W: Warehouse + PayerTable>(
             staging.clone(),
             settings.concurrency,
             settings.lease_ttl,
+            settings.keep_superseded,
         );
         for period in task.periods(settings.periods) {
             let payer = source.config.payer_id.clone();

@@ -18,7 +18,7 @@ use crate::report::{
     resolve_notify,
 };
 use crate::retry::RetryPolicy;
-use crate::storage::{Access, StoreUrl, Transfer};
+use crate::storage::{Access, StoreUrl, Transfer, without_user_info};
 use crate::values::{Refusal, lenient, parse_duration, refuse};
 use crate::warehouse::snowflake::SnowflakeProfile;
 use crate::warehouse::{WarehouseKind, WarehouseProfile, WarehouseSettings};
@@ -106,6 +106,9 @@ pub struct Settings {
     /// How long a payer's lease lasts unless renewed (a crashed run blocks the next one
     /// for at most this long).
     pub lease_ttl: Duration,
+    /// How long a staged delivery a newer one superseded stays, for readers that resolved
+    /// it before the switch.
+    pub keep_superseded: Duration,
     /// Run metrics.
     pub metrics: MetricsSettings,
     /// The end-of-run notification, if any.
@@ -181,6 +184,9 @@ struct Profile {
     /// Lifetime of a payer's lease (`30s`, `10m`), renewed while the run holds it, 1s-24h.
     /// Default: `60s`.
     lease_ttl: Option<String>,
+    /// How long a staged delivery stays once a newer one superseded it (`0s`, `1h`), for
+    /// readers that were reading it, at most 30d. Default: `1h`.
+    keep_superseded: Option<String>,
     /// `[<env>.metrics]` (see report/metrics/config.rs). Default: no metrics.
     metrics: Option<MetricsProfile>,
     /// `[<env>.notify]`: a RabbitMQ message at the end of each run (see
@@ -221,6 +227,9 @@ fn default_s3_attempts() -> u64 {
 }
 fn default_lease_ttl() -> Duration {
     Duration::from_secs(60)
+}
+fn default_keep_superseded() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Where settings come from: an optional file and the process environment.
@@ -419,7 +428,10 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
                 ));
             }
         };
-        StoreUrl::parse(&text).map_err(|e| refuse(key, &format!("\"{text}\""), &e.to_string()))
+        StoreUrl::parse(&text).map_err(|e| {
+            let shown = format!("\"{}\"", without_user_info(&text));
+            refuse(key, &shown, &e.to_string())
+        })
     };
     let staging = url("staging", p.staging, default_local_staging).map_err(refused)?;
     let warehouse = WarehouseProfile {
@@ -531,6 +543,18 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
                 )
             })?,
     };
+    let keep_superseded = match &p.keep_superseded {
+        None => default_keep_superseded(),
+        Some(text) => parse_duration(text)
+            .filter(|d| *d <= Duration::from_secs(30 * 86_400))
+            .ok_or_else(|| {
+                invalid(
+                    "keep_superseded",
+                    &format!("\"{text}\""),
+                    "must be a duration such as 0s, 15m or 1h, at most 30d",
+                )
+            })?,
+    };
     let staging_access = Access {
         region: p.staging_region,
         role_arn: p.staging_role_arn,
@@ -550,6 +574,7 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         staging_access,
         transfer,
         lease_ttl,
+        keep_superseded,
         metrics,
         notify,
     })

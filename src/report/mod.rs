@@ -18,7 +18,7 @@ pub(crate) use metrics::{MetricsProfile, reach as reach_cloudwatch, resolve_metr
 pub use notify::{NotifyError, NotifySettings, TrustedCa};
 pub(crate) use notify::{NotifyProfile, reach as reach_broker, resolve_notify};
 pub use sink::{Delivery, Published, Sink, SinkError, SinkFuture, Stage, publish};
-pub use summary::{dollars, human_bytes, render_summary};
+pub use summary::{dollars, human_bytes, one_line, render_summary};
 
 use std::time::Duration;
 

@@ -137,7 +137,7 @@ pub fn render_summary(report: &RunReport) -> String {
                             line,
                             "\n           analytics FAILED at {}: {}",
                             failed.name,
-                            failed.error.as_deref().unwrap_or_default()
+                            one_line(failed.error.as_deref().unwrap_or_default())
                         );
                     }
                     (Some(t), None) => {
@@ -176,7 +176,7 @@ pub fn render_summary(report: &RunReport) -> String {
                 line
             }
             PeriodOutcome::Skipped { reason } => format!("skipped: {reason}"),
-            PeriodOutcome::Failed { error } => format!("FAILED: {error}"),
+            PeriodOutcome::Failed { error } => format!("FAILED: {}", one_line(error)),
             PeriodOutcome::Interrupted => "interrupted: not done (the next run does it)".to_owned(),
         };
         let _ = writeln!(out, "  {}  {line}", p.period);
@@ -232,6 +232,18 @@ impl Sink for Summary {
         }
         .boxed()
     }
+}
+
+/// `text` with its control characters escaped (a newline as `\n`, ESC as `\u{1b}`): a line
+/// that names something from outside (a settings key, a server's message) stays one line
+/// and cannot move the cursor or colour the terminal.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -93,6 +93,20 @@ pub enum StorageError {
     },
 }
 
+/// `text` with whatever stands between `://` and an `@` before the next `/` (a URL's user
+/// and password) replaced by `***`, so that an error naming a refused URL shows no secret,
+/// whether or not the rest of it parses.
+pub(crate) fn without_user_info(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority.len()..]),
+        None => text.to_owned(),
+    }
+}
+
 /// A validated URL of a folder in an object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreUrl(Url);
@@ -102,7 +116,7 @@ impl StoreUrl {
     /// against the current directory). A trailing slash is dropped.
     pub fn parse(text: &str) -> Result<Self, StorageError> {
         let bad = |reason: &str| StorageError::BadUrl {
-            url: text.to_owned(),
+            url: without_user_info(text),
             reason: reason.to_owned(),
         };
         if text.trim().is_empty() {
@@ -137,6 +151,11 @@ impl StoreUrl {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(bad("a store URL has no query or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "a store URL carries no user or password: S3 credentials come from the AWS credential chain (or the payer's role_arn)",
+            ));
         }
         let mut url = url;
         let trimmed = url.path().trim_end_matches('/').to_owned();
@@ -322,7 +341,9 @@ impl Location {
         Ok(Self {
             prefix: url.key_prefix(),
             url: url.clone(),
-            store: Arc::new(LocalFileSystem::new()),
+            // Deleting a folder's last file removes the folder (a superseded delivery's),
+            // as it disappears from an object store.
+            store: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
             s3: None,
             transfer: Transfer::default(),
         })
@@ -730,6 +751,20 @@ mod tests {
         assert!(StoreUrl::parse("s3://bucket/a%0Ab").is_err());
         assert!(StoreUrl::parse("s3:///x").is_err());
         assert!(StoreUrl::parse("").is_err());
+        // A user or password is refused, and not shown, whether the URL parses or not.
+        for url in [
+            "s3://key:hunter2@bucket/x",
+            "s3://key@bucket",
+            "ftp://key:hunter2@host/x",
+            "s3://key:hunter2@bu cket/x",
+        ] {
+            let error = StoreUrl::parse(url).unwrap_err().to_string();
+            assert!(
+                !error.contains("hunter2") && !error.contains("key"),
+                "{error}"
+            );
+            assert!(error.contains("***@"), "{error}");
+        }
     }
 
     #[tokio::test]

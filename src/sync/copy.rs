@@ -1,7 +1,7 @@
 //! Carrying out a plan: bounded parallel copies, each verified, then deletions.
 //!
-//! Copies run first and must all verify before any stale file is deleted, so a reader
-//! never finds the period empty; `stage` writes the ledger only after both.
+//! Copies run first and must all verify before any file is deleted; `stage` writes the
+//! ledger, which points readers at the folder, only after both.
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -10,7 +10,7 @@ use super::progress::Progress;
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::{BillingPeriod, PayerId};
 
-/// A copy or delete failed; the period stays as the previous ledger describes it.
+/// A copy or delete failed; readers still read what the previous ledger points at.
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {total} files stopped: {source}")]
 pub struct CopyError {

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::{BillingPeriod, PayerId};
 
-/// The ledger's format version; bump when fields change meaning.
-const FORMAT: u32 = 1;
+/// The ledger's format version; bump when fields change meaning. 2: each delivery staged
+/// in a folder of its own (`folder`, `superseded`); a ledger of 1 described files staged
+/// directly in the payer-period folder, and is read as absent (the delivery is staged again,
+/// in its own folder, and the old files are superseded).
+const FORMAT: u32 = 2;
 
 /// Reading or writing a ledger failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +61,16 @@ pub(super) struct Ledger {
     pub synced_at: Option<DateTime<Utc>>,
     /// When analytics last succeeded on exactly these files; cleared by any change.
     pub analytics_succeeded_at: Option<DateTime<Utc>>,
-    /// Staged files, keyed relative to the period folder.
+    /// The folder that holds the staged delivery, relative to the staging root
+    /// (`year=YYYY/month=M/payer-<id>/delivery-<digest>`): what readers read.
+    pub folder: String,
+    /// Staged files, keyed relative to `folder`.
     pub files: BTreeMap<String, StagedFile>,
+    /// What else the payer-period folder holds (by name within it: earlier deliveries'
+    /// folders, files of the flat layout) and when a run first found it superseded; each
+    /// is deleted once kept for `keep_superseded`.
+    #[serde(default)]
+    pub superseded: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Ledger {

@@ -1,14 +1,16 @@
 //! Keeping the staging store an exact mirror of each payer's current CUR delivery.
 //!
 //! [`PayerSync`] (in `stage`) owns the order of sync's own steps — plan → lease → copy →
-//! delete → ledger — and hands back what it staged; each step is its own module: `layout`
+//! ledger → sweep — and hands back what it staged; each step is its own module: `layout`
 //! knows how a source is laid out ([`Layout`]: one module per layout, plus discovery of a
-//! period and its manifest), `plan` compares that with what is staged and with the ledger
-//! (a pure function), `copy` carries out a plan, `ledger` remembers what was staged and
-//! verified, and `lease` keeps two runs for one payer apart. [`progress`] shows copies as
-//! they go. What happens to a staged period next is the pipeline's business.
+//! period and its manifest), `deliveries` names each delivery's staged folder and says when
+//! a superseded one may go, `plan` compares the source with that folder (a pure function),
+//! `copy` carries out a plan, `ledger` remembers what was staged and verified and points
+//! readers at it, and `lease` keeps two runs for one payer apart. [`progress`] shows copies
+//! as they go. What happens to a staged period next is the pipeline's business.
 
 mod copy;
+mod deliveries;
 mod layout;
 mod lease;
 mod ledger;
@@ -25,7 +27,7 @@ pub use stage::{Intent, PayerSync, StageOutcome, StagedDelivery, SyncCounts};
 use crate::storage::StorageError;
 use crate::task::{BillingPeriod, PayerId};
 
-/// Staging a payer-period failed; the staged copy is as the previous ledger describes it.
+/// Staging a payer-period failed; readers still read what the previous ledger points at.
 /// Each variant's message is its source's.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,9 +48,10 @@ pub enum Error {
     Copy(#[from] CopyError),
 }
 
-/// Where a payer-period is staged, relative to the staging root:
-/// `year=YYYY/month=M/payer-<id>` (the month without a leading zero, as the seed wrote it).
-fn staged_folder(payer: &PayerId, period: BillingPeriod) -> String {
+/// Where a payer-period's deliveries are staged (each in a folder of its own, see
+/// `deliveries`), relative to the staging root: `year=YYYY/month=M/payer-<id>` (the month
+/// without a leading zero, as the seed wrote it).
+fn period_folder(payer: &PayerId, period: BillingPeriod) -> String {
     format!(
         "year={}/month={}/payer-{}",
         period.year(),
@@ -66,7 +69,7 @@ mod tests {
         let payer = PayerId::parse("671238551718").unwrap();
         let period = BillingPeriod::new(2025, 7).unwrap();
         assert_eq!(
-            staged_folder(&payer, period),
+            period_folder(&payer, period),
             "year=2025/month=7/payer-671238551718"
         );
     }

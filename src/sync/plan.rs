@@ -1,13 +1,13 @@
-//! The sync plan: a pure comparison of the source, the staged copy and the ledger.
+//! The sync plan: a pure comparison of the source and a delivery's staged folder.
 //!
-//! A source file is unchanged only when the ledger recorded the same key, size and ETag
-//! *and* the staged object is still there with that size; anything else is copied. Staged
-//! files the source no longer has are deleted — a restatement renames every file, and a
-//! stale file left behind would be counted twice by the warehouse.
+//! The folder is named after the delivery's content (`deliveries`), and every copy into it
+//! was verified against the listed ETag, so a file staged there is a copy of the source
+//! file of that key, size and ETag: it counts as unchanged when it is there with that size,
+//! and anything else is copied. Staged files the source does not have are deleted (a file
+//! put there behind curflow's back would be counted twice by the warehouse).
 
 use std::collections::{HashMap, HashSet};
 
-use super::ledger::Ledger;
 use crate::storage::ObjectInfo;
 
 /// What a sync of one payer-period has to do.
@@ -35,19 +35,16 @@ impl Plan {
     }
 }
 
-/// Compares a source period with its staged copy. `source` and `staged` are keyed relative
-/// to their period folders.
-pub(super) fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<&Ledger>) -> Plan {
+/// Compares a source period with the staged folder of its delivery. `source` and `staged`
+/// are keyed relative to their folders.
+pub(super) fn plan(source: &[ObjectInfo], staged: &[ObjectInfo]) -> Plan {
     // Keyed look-ups: a period can hold tens of thousands of files.
     let staged_sizes: HashMap<&str, u64> =
         staged.iter().map(|s| (s.key.as_str(), s.size)).collect();
     let staged_size = |key: &str| staged_sizes.get(key).copied();
     let mut out = Plan::default();
     for file in source {
-        let recorded = ledger.and_then(|l| l.files.get(&file.key));
-        let verified = recorded.is_some_and(|r| r.size == file.size && r.e_tag == file.e_tag)
-            && staged_size(&file.key) == Some(file.size);
-        if verified {
+        if staged_size(&file.key) == Some(file.size) {
             out.unchanged += 1;
             out.unchanged_bytes += file.size;
         } else {
@@ -64,11 +61,11 @@ pub(super) fn plan(source: &[ObjectInfo], staged: &[ObjectInfo], ledger: Option<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::sync::ledger::StagedFile;
 
-    fn obj(key: &str, size: u64, e_tag: &str) -> ObjectInfo {
+    /// A listed object of `key`, `size` bytes and ETag `e_tag`.
+    pub(in crate::sync) fn obj(key: &str, size: u64, e_tag: &str) -> ObjectInfo {
         ObjectInfo {
             key: key.into(),
             size,
@@ -77,57 +74,34 @@ mod tests {
         }
     }
 
-    fn ledger(files: &[ObjectInfo]) -> Ledger {
-        let mut l = Ledger::default();
-        for f in files {
-            l.files.insert(f.key.clone(), StagedFile::from(f));
-        }
-        l
-    }
-
     #[test]
     fn first_sync_copies_everything() {
         let src = [obj("a.parquet", 10, "e1"), obj("b.parquet", 20, "e2")];
-        let p = plan(&src, &[], None);
+        let p = plan(&src, &[]);
         assert_eq!(p.copies.len(), 2);
         assert_eq!(p.copy_bytes(), 30);
         assert!(p.deletes.is_empty());
     }
 
     #[test]
-    fn unchanged_needs_ledger_and_staged_object() {
-        let src = [obj("a.parquet", 10, "e1")];
+    fn a_staged_file_counts_when_it_is_there_whole() {
+        let src = [obj("a.parquet", 10, "e1"), obj("b.parquet", 10, "e2")];
+        // A cut-off copy staged `a` only; the local store's tags are not the source's.
         let staged = [obj("a.parquet", 10, "local-tag")];
-        assert!(plan(&src, &staged, Some(&ledger(&src))).is_empty());
-        // Same key rewritten at the source (multipart upload: same LastModified is irrelevant).
-        let rewritten = [obj("a.parquet", 10, "e9")];
-        assert_eq!(
-            plan(&rewritten, &staged, Some(&ledger(&src))).copies.len(),
-            1
-        );
-        // Staged object lost or truncated: copy again even though the ledger has it.
-        assert_eq!(plan(&src, &[], Some(&ledger(&src))).copies.len(), 1);
-        assert_eq!(
-            plan(&src, &[obj("a.parquet", 3, "x")], Some(&ledger(&src)))
-                .copies
-                .len(),
-            1
-        );
+        let p = plan(&src, &staged);
+        assert_eq!((p.copies.len(), p.unchanged, p.unchanged_bytes), (1, 1, 10));
+        assert_eq!(p.copies[0].key, "b.parquet");
+        // Lost or truncated behind curflow's back: copied again.
+        assert_eq!(plan(&src[..1], &[obj("a.parquet", 3, "x")]).copies.len(), 1);
+        assert!(plan(&src, &[staged[0].clone(), obj("b.parquet", 10, "y")]).is_empty());
     }
 
     #[test]
-    fn restatement_replaces_every_file() {
-        let old = [
-            obj("cur-001-00001.parquet", 10, "e1"),
-            obj("cur-001-00002.parquet", 10, "e2"),
-        ];
-        let new = [obj("cur-002-00001.parquet", 12, "e3")];
-        let p = plan(&new, &old, Some(&ledger(&old)));
-        assert_eq!(p.copies.len(), 1);
-        assert_eq!(
-            p.deletes,
-            ["cur-001-00001.parquet", "cur-001-00002.parquet"]
-        );
-        assert_eq!(p.unchanged, 0);
+    fn a_file_the_source_does_not_have_is_deleted() {
+        let src = [obj("a.parquet", 10, "e1")];
+        let staged = [obj("a.parquet", 10, "e1"), obj("extra.parquet", 5, "e")];
+        let p = plan(&src, &staged);
+        assert!(p.copies.is_empty());
+        assert_eq!(p.deletes, ["extra.parquet"]);
     }
 }

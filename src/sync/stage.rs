@@ -1,23 +1,27 @@
-//! Staging a payer's periods: plan → lease → copy → delete → ledger, in that order.
+//! Staging a payer's periods: plan → lease → copy → ledger → sweep, in that order.
 //!
 //! A [`PayerSync`] is one payer's session of a run. For each period, [`PayerSync::stage`]
-//! discovers the source's delivery, plans it against the staged copy and the ledger, and —
-//! unless only a plan was asked for — takes the payer's lease (once per run, and only when
-//! something is to be written), plans again under it, copies, deletes the stale files and
-//! writes the ledger. What it staged comes back as a [`StagedDelivery`], which records in
-//! the ledger that the analytics succeeded on it ([`StagedDelivery::mark_analysed`]).
+//! discovers the source's delivery, plans it against the delivery's staged folder (see
+//! `deliveries`: one folder per delivery, named after its content), and — unless only a
+//! plan was asked for — takes the payer's lease (once per run, and only when something is
+//! to be written), plans again under it, copies, and writes the ledger, which switches
+//! readers to the new folder in one PUT. Then it deletes what was superseded
+//! `keep_superseded` ago. What it staged comes back as a [`StagedDelivery`], which records
+//! in the ledger that the analytics succeeded on it ([`StagedDelivery::mark_analysed`]).
 //! [`PayerSync::release`] gives the lease back at the end of the run.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::copy::{copy_all, delete_all};
+use super::deliveries::{self, PeriodListing};
 use super::layout::{self, DeliveryState, Layout, SourcePeriod};
 use super::lease::{Fence, Lease};
 use super::ledger::{Ledger, StagedFile};
 use super::plan::{Plan, plan};
-use super::{Error, staged_folder};
+use super::{Error, period_folder};
 use crate::storage::Location;
 use crate::task::{BillingPeriod, PayerId};
 
@@ -28,7 +32,8 @@ pub struct SyncCounts {
     pub copied_files: usize,
     /// Bytes copied (or to copy).
     pub copied_bytes: u64,
-    /// Stale staged files deleted (or to delete).
+    /// Staged files deleted (or to delete): superseded deliveries once kept long enough,
+    /// and files that do not belong in the current one.
     pub deleted_files: usize,
     /// Files already staged and verified.
     pub unchanged_files: usize,
@@ -37,12 +42,12 @@ pub struct SyncCounts {
 }
 
 impl SyncCounts {
-    /// What `plan` would move.
-    fn planned(plan: &Plan) -> Self {
+    /// What `plan` would move, and `swept` files of superseded deliveries deleted.
+    fn planned(plan: &Plan, swept: usize) -> Self {
         Self {
             copied_files: plan.copies.len(),
             copied_bytes: plan.copy_bytes(),
-            deleted_files: plan.deletes.len(),
+            deleted_files: plan.deletes.len() + swept,
             unchanged_files: plan.unchanged,
             unchanged_bytes: plan.unchanged_bytes,
         }
@@ -92,7 +97,7 @@ pub struct StagedDelivery {
     pub payer: PayerId,
     /// The billing period.
     pub period: BillingPeriod,
-    /// The staged folder.
+    /// The delivery's staged folder: what the analytics read.
     pub location: Location,
     /// The layout of the staged files (never `Auto`).
     pub layout: Layout,
@@ -133,13 +138,74 @@ pub struct PayerSync {
     staging: Location,
     concurrency: usize,
     lease_ttl: Duration,
+    keep_superseded: Duration,
     lease: Option<Lease>,
+}
+
+/// A period's source delivery compared with what its payer-period folder holds.
+#[derive(Debug)]
+struct Compared {
+    /// The delivery's folder, relative to the staging root.
+    folder: String,
+    /// The payer-period folder.
+    period_folder: Location,
+    /// The period's ledger, if there is one.
+    ledger: Option<Ledger>,
+    /// The payer-period folder's listing, split around the delivery's folder.
+    listing: PeriodListing,
+    /// From the source to the delivery's folder.
+    plan: Plan,
+}
+
+impl Compared {
+    /// Whether the delivery's folder holds it whole and the ledger names it: readers read it.
+    fn published(&self) -> bool {
+        self.plan.is_empty()
+            && self
+                .ledger
+                .as_ref()
+                .is_some_and(|l| l.folder == self.folder)
+    }
+
+    /// Whether staging has nothing to do for `intent`: the delivery published and (for
+    /// `Analyse`) analysed.
+    fn staged_for(&self, intent: Intent) -> bool {
+        self.published()
+            && (intent == Intent::Stage
+                || self
+                    .ledger
+                    .as_ref()
+                    .is_some_and(|l| l.analytics_succeeded_at.is_some()))
+    }
+
+    /// What else the payer-period folder holds, and since when it is superseded.
+    fn superseded(&self, now: chrono::DateTime<Utc>) -> BTreeMap<String, chrono::DateTime<Utc>> {
+        let recorded = self.ledger.as_ref().map(|l| &l.superseded);
+        self.listing
+            .superseded(recorded.unwrap_or(&BTreeMap::new()), now)
+    }
+
+    /// Whether the ledger records every superseded entry as it is, and none is due.
+    fn swept(&self, keep: Duration, now: chrono::DateTime<Utc>) -> bool {
+        let superseded = self.superseded(now);
+        self.ledger.as_ref().map(|l| &l.superseded) == Some(&superseded)
+            && deliveries::due(&superseded, keep, now).is_empty()
+    }
+
+    /// The files of superseded entries due by `now`.
+    fn due_files(&self, keep: Duration, now: chrono::DateTime<Utc>) -> Vec<String> {
+        deliveries::due(&self.superseded(now), keep, now)
+            .iter()
+            .flat_map(|name| self.listing.others[name].iter().cloned())
+            .collect()
+    }
 }
 
 impl PayerSync {
     /// A session for `payer`, whose opened `export` is laid out as `layout`, staging into
     /// the `staging` root with at most `concurrency` transfers at a time and a lease of
-    /// `lease_ttl` (renewed while held). Nothing is read or written until [`Self::stage`].
+    /// `lease_ttl` (renewed while held), keeping superseded deliveries `keep_superseded`.
+    /// Nothing is read or written until [`Self::stage`].
     pub fn new(
         payer: PayerId,
         export: Location,
@@ -147,6 +213,7 @@ impl PayerSync {
         staging: Location,
         concurrency: usize,
         lease_ttl: Duration,
+        keep_superseded: Duration,
     ) -> Self {
         Self {
             payer,
@@ -155,13 +222,15 @@ impl PayerSync {
             staging,
             concurrency,
             lease_ttl,
+            keep_superseded,
             lease: None,
         }
     }
 
-    /// Stages one period for `intent`. Errors leave the staged copy as the previous ledger
-    /// describes it: copies are verified before any stale file is deleted, and the ledger
-    /// is written last.
+    /// Stages one period for `intent`. Errors leave readers where the previous ledger
+    /// points: a delivery is copied into a folder of its own, the ledger that switches
+    /// readers to it is written only once every copy verified, and a superseded delivery
+    /// is deleted only after that, once kept for `keep_superseded`.
     pub async fn stage(
         &mut self,
         period: BillingPeriod,
@@ -178,40 +247,46 @@ impl PayerSync {
             }
             return Ok(StageOutcome::NotReady { reason });
         }
-        let staged = self.staging.child(&staged_folder(payer, period));
-        let (ledger, plan) = self.compare(&discovered, &staged).await?;
-        let analytics_done = ledger
-            .as_ref()
-            .is_some_and(|l| l.analytics_succeeded_at.is_some());
-        if plan.is_empty() && (analytics_done || intent == Intent::Stage) {
+        let compared = self.compare(&discovered).await?;
+        let (keep, now) = (self.keep_superseded, Utc::now());
+        if compared.staged_for(intent) && compared.swept(keep, now) {
             tracing::info!(%payer, %period, "Already synchronized");
             return Ok(StageOutcome::AlreadySynchronized);
         }
         if intent == Intent::Plan {
             return Ok(StageOutcome::Planned {
-                counts: SyncCounts::planned(&plan),
+                counts: SyncCounts::planned(&compared.plan, compared.due_files(keep, now).len()),
                 empty: discovered.state == DeliveryState::Empty,
             });
         }
         // Another run may have changed the staged copy before the lease was ours.
-        let (ledger, plan) = if self.lease.is_none() {
+        let compared = if self.lease.is_none() {
             self.lease = Some(Lease::acquire(&self.staging, payer, self.lease_ttl).await?);
-            self.compare(&discovered, &staged).await?
+            self.compare(&discovered).await?
         } else {
-            (ledger, plan)
+            compared
         };
         // A copy killed on local disk leaves a file no listing shows; under the lease no
         // other run is writing here, so what is left is garbage.
-        let removed = staged.remove_interrupted_writes("").await?;
+        let removed = compared.period_folder.remove_interrupted_writes("").await?;
         if removed > 0 {
             tracing::info!(%payer, %period, files = removed, "removed files of an interrupted copy");
         }
-        let (ledger, counts) = match ledger {
-            Some(ledger) if plan.is_empty() => (ledger, SyncCounts::planned(&plan)),
-            _ => self.mirror(&discovered, &staged, &plan).await?,
+        let done = compared.staged_for(intent);
+        let (mut ledger, mut counts) = match &compared.ledger {
+            Some(ledger) if compared.published() => {
+                (ledger.clone(), SyncCounts::planned(&compared.plan, 0))
+            }
+            _ => self.mirror(&discovered, &compared).await?,
         };
+        counts.deleted_files += self.sweep(period, &mut ledger, &compared).await?;
+        if done {
+            tracing::info!(%payer, %period, "Already synchronized");
+            return Ok(StageOutcome::AlreadySynchronized);
+        }
+        let location = self.staging.child(&ledger.folder);
         Ok(StageOutcome::Staged(self.delivery(
-            (period, staged),
+            (period, location),
             discovered.layout,
             ledger,
             counts,
@@ -317,14 +392,13 @@ impl PayerSync {
         else {
             return Ok(None);
         };
-        let staged = self.staging.child(&staged_folder(payer, period));
-        let recorded = ledger.staged_files();
-        let plan = plan(&recorded, &staged.list("").await?, Some(&ledger));
+        let staged = self.staging.child(&ledger.folder);
+        let plan = plan(&ledger.staged_files(), &staged.list("").await?);
         if !plan.is_empty() {
             return Ok(None);
         }
         tracing::warn!(%payer, %period, "a new delivery is being written; analysing the staged one again, as its analytics never succeeded");
-        let counts = SyncCounts::planned(&plan);
+        let counts = SyncCounts::planned(&plan, 0);
         Ok(Some(self.delivery(
             (period, staged),
             discovered.layout,
@@ -333,60 +407,98 @@ impl PayerSync {
         )))
     }
 
-    /// The period's ledger and the plan from the source to the `staged` folder.
-    async fn compare(
-        &self,
-        discovered: &SourcePeriod,
-        staged: &Location,
-    ) -> Result<(Option<Ledger>, Plan), Error> {
-        let staged_files = staged.list("").await?;
+    /// The period's ledger, and the source's delivery compared with its payer-period folder.
+    async fn compare(&self, discovered: &SourcePeriod) -> Result<Compared, Error> {
+        let period = period_folder(&self.payer, discovered.period);
+        let name = deliveries::folder_name(&discovered.files);
+        let period_folder = self.staging.child(&period);
+        let listing = PeriodListing::split(period_folder.list("").await?, &name);
         let ledger = Ledger::read(&self.staging, &self.payer, discovered.period).await?;
-        let plan = plan(&discovered.files, &staged_files, ledger.as_ref());
-        Ok((ledger, plan))
+        let plan = plan(&discovered.files, &listing.current);
+        Ok(Compared {
+            folder: format!("{period}/{name}"),
+            period_folder,
+            ledger,
+            listing,
+            plan,
+        })
     }
 
-    /// Carries out `plan` (copies, then deletions) and writes the ledger of the delivery
-    /// now staged; the counts are of what was moved.
+    /// Carries out the plan into the delivery's folder (copies, then deletions) and writes
+    /// the ledger that points readers at it; the counts are of what was moved.
     async fn mirror(
         &self,
         discovered: &SourcePeriod,
-        staged: &Location,
-        plan: &Plan,
+        compared: &Compared,
     ) -> Result<(Ledger, SyncCounts), Error> {
-        let (payer, period) = (&self.payer, discovered.period);
+        let (payer, period, plan) = (&self.payer, discovered.period, &compared.plan);
         let source = self.export.child(&discovered.folder);
+        let staged = self.staging.child(&compared.folder);
         let fence = self.fence();
         let copied = copy_all(
             &source,
-            staged,
+            &staged,
             &plan.copies,
             self.concurrency,
             (payer, period),
             &fence,
         )
         .await?;
-        let deleted = delete_all(staged, &plan.deletes, self.concurrency, &fence).await?;
+        let deleted = delete_all(&staged, &plan.deletes, self.concurrency, &fence).await?;
         let counts = SyncCounts {
             copied_files: copied.files,
             copied_bytes: copied.bytes,
             deleted_files: deleted.files,
-            ..SyncCounts::planned(plan)
+            ..SyncCounts::planned(plan, 0)
         };
         let ledger = Ledger {
             delivery: discovered.delivery.clone(),
             synced_at: Some(Utc::now()),
             analytics_succeeded_at: None,
+            folder: compared.folder.clone(),
             files: discovered
                 .files
                 .iter()
                 .map(|f| (f.key.clone(), StagedFile::from(f)))
                 .collect(),
+            superseded: compared.superseded(Utc::now()),
             ..Ledger::default()
         };
         fence.confirm()?;
         ledger.write(&self.staging, payer, period).await?;
-        tracing::info!(%payer, %period, files = copied.files, bytes = copied.bytes, deleted = deleted.files, "staged");
+        tracing::info!(%payer, %period, files = copied.files, bytes = copied.bytes, folder = %compared.folder, "staged");
         Ok((ledger, counts))
+    }
+
+    /// Deletes what the payer-period folder holds besides the delivery `ledger` points at
+    /// (written already: no reader is sent there any more) once kept for
+    /// `keep_superseded`, and records in the ledger what stays and since when. Returns
+    /// how many files it deleted.
+    async fn sweep(
+        &self,
+        period: BillingPeriod,
+        ledger: &mut Ledger,
+        compared: &Compared,
+    ) -> Result<usize, Error> {
+        let (payer, now) = (&self.payer, Utc::now());
+        let mut superseded = compared.listing.superseded(&ledger.superseded, now);
+        let due = deliveries::due(&superseded, self.keep_superseded, now);
+        let files: Vec<String> = due
+            .iter()
+            .flat_map(|name| compared.listing.others[name].iter().cloned())
+            .collect();
+        let fence = self.fence();
+        let deleted = delete_all(&compared.period_folder, &files, self.concurrency, &fence).await?;
+        if !due.is_empty() {
+            tracing::info!(%payer, %period, superseded = ?due, files = deleted.files, "deleted superseded deliveries");
+        }
+        superseded.retain(|name, _| !due.contains(name));
+        if superseded != ledger.superseded {
+            ledger.superseded = superseded;
+            fence.confirm()?;
+            ledger.write(&self.staging, payer, period).await?;
+        }
+        Ok(deleted.files)
     }
 }
 
@@ -409,7 +521,12 @@ mod tests {
         ((source, dir), export, staging)
     }
 
+    /// A session that deletes superseded deliveries as soon as it finds them.
     fn session(export: &Location, staging: &Location) -> PayerSync {
+        keeping(export, staging, Duration::ZERO)
+    }
+
+    fn keeping(export: &Location, staging: &Location, keep: Duration) -> PayerSync {
         PayerSync::new(
             PayerId::parse("111111111111").unwrap(),
             export.clone(),
@@ -417,7 +534,15 @@ mod tests {
             staging.clone(),
             4,
             Duration::from_secs(60),
+            keep,
         )
+    }
+
+    const PERIOD_FOLDER: &str = "year=2025/month=7/payer-111111111111";
+
+    async fn names(loc: &Location) -> Vec<String> {
+        let listed = loc.list("").await.unwrap();
+        listed.into_iter().map(|o| o.key).collect()
     }
 
     fn staged(outcome: StageOutcome) -> StagedDelivery {
@@ -445,12 +570,11 @@ mod tests {
         let delivery = staged(sync.stage(period, Intent::Analyse).await.unwrap());
         assert_eq!(delivery.counts, to_copy);
         assert_eq!(delivery.layout, Layout::Cur2);
-        assert_eq!(
-            delivery.location.url().to_string(),
-            staging
-                .url()
-                .join("year=2025/month=7/payer-111111111111")
-                .to_string()
+        let folder = delivery.location.url().to_string();
+        let period_folder = staging.url().join(PERIOD_FOLDER).to_string();
+        assert!(
+            folder.starts_with(&format!("{period_folder}/delivery-")),
+            "{folder}"
         );
         assert_eq!(delivery.location.list("").await.unwrap().len(), 1);
         assert!(matches!(
@@ -507,6 +631,77 @@ mod tests {
         assert_eq!(delivery.counts.deleted_files, 1);
         assert!(delivery.location.list("").await.unwrap().is_empty());
         delivery.mark_analysed().await.unwrap();
+        assert!(matches!(
+            sync.stage(period, Intent::Analyse).await.unwrap(),
+            StageOutcome::AlreadySynchronized
+        ));
+        sync.release().await;
+    }
+
+    #[tokio::test]
+    async fn a_new_delivery_gets_its_own_folder_and_the_old_one_stays_for_a_while() {
+        let (_dirs, export, staging) = export_and_staging().await;
+        let period = BillingPeriod::new(2025, 7).unwrap();
+        let mut sync = keeping(&export, &staging, Duration::from_secs(3600));
+        let mut first = staged(sync.stage(period, Intent::Analyse).await.unwrap());
+        first.mark_analysed().await.unwrap();
+        // A restatement: a new file name, a new manifest.
+        let restated = "data/BILLING_PERIOD=2025-07/cur2-002-00001.snappy.parquet";
+        export.write(restated, b"PAR1PAR1".to_vec()).await.unwrap();
+        export
+            .write(
+                "metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json",
+                br#"{"executionId":"x2","dataFiles":["s3://b/cur2/data/BILLING_PERIOD=2025-07/cur2-002-00001.snappy.parquet"]}"#.to_vec(),
+            )
+            .await
+            .unwrap();
+        let second = staged(sync.stage(period, Intent::Analyse).await.unwrap());
+        assert_ne!(second.location.url(), first.location.url());
+        assert_eq!(
+            names(&second.location).await,
+            ["cur2-002-00001.snappy.parquet"]
+        );
+        // The superseded delivery stays whole for readers that resolved it before.
+        assert_eq!(
+            names(&first.location).await,
+            ["cur2-001-00001.snappy.parquet"]
+        );
+        assert_eq!(second.counts.deleted_files, 0);
+        let ledger = Ledger::read(&staging, &sync.payer, period)
+            .await
+            .unwrap()
+            .unwrap();
+        let old = first
+            .location
+            .url()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(ledger.superseded.keys().collect::<Vec<_>>(), [&old]);
+        assert!(ledger.folder.starts_with(PERIOD_FOLDER));
+        assert_eq!(staging.child(&ledger.folder).url(), second.location.url());
+        sync.release().await;
+        // Once kept long enough (here: at once), the next run deletes it, folder and all.
+        let mut sync = session(&export, &staging);
+        let mut third = staged(sync.stage(period, Intent::Analyse).await.unwrap());
+        assert_eq!(third.counts.deleted_files, 1);
+        assert!(names(&first.location).await.is_empty());
+        let local = |loc: &Location| {
+            std::path::PathBuf::from(loc.url().as_str().trim_start_matches("file://"))
+        };
+        assert!(!local(&first.location).exists());
+        assert_eq!(
+            names(&third.location).await,
+            ["cur2-002-00001.snappy.parquet"]
+        );
+        third.mark_analysed().await.unwrap();
+        let ledger = Ledger::read(&staging, &sync.payer, period)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ledger.superseded.is_empty());
         assert!(matches!(
             sync.stage(period, Intent::Analyse).await.unwrap(),
             StageOutcome::AlreadySynchronized

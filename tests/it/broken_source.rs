@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::s3_support::{S3World, generate};
+use crate::s3_support::{S3World, generate, local_files, local_staged_folder};
 use crate::schema_drift::{PAYER, run_july};
 use crate::support::{
     curflow, final_tables, generate_july, one_payer_july, one_payer_settings, query, run,
@@ -107,9 +107,16 @@ async fn redeliver_july_in_files(dir: &Path) -> (String, std::path::PathBuf) {
     (name, path)
 }
 
-/// The data files staged for July.
+/// The data files staged for July, as a reader finds them (none before a ledger exists).
 fn staged_july(dir: &Path) -> Vec<String> {
-    let staged = dir.join(format!("staging/year=2025/month=7/payer-{PAYER}"));
+    let staging = dir.join("staging");
+    if !staging
+        .join(format!("_curflow/ledger/payer-{PAYER}/2025-07.json"))
+        .exists()
+    {
+        return Vec::new();
+    }
+    let staged = local_staged_folder(&staging, PAYER, "2025-07");
     let mut held: Vec<String> = std::fs::read_dir(&staged)
         .map(|entries| {
             entries
@@ -347,18 +354,27 @@ fn a_killed_local_copy_leaves_nothing_in_staging() {
         PAYER,
         &["--rows", "3000", "--seed", "8", "--delivery", "2"],
     );
-    let staged = dir
+    let period = dir
         .path()
         .join(format!("staging/year=2025/month=7/payer-{PAYER}"));
-    std::fs::write(staged.join("cur2-002-00001.snappy.parquet#3"), b"PAR1 half").unwrap();
+    // The killed run was copying into the new delivery's folder (its name does not matter).
+    let killed = period.join("delivery-0123456789abcdef");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("cur2-002-00001.snappy.parquet#3"), b"PAR1 half").unwrap();
 
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(0), "{summary}");
-    let mut held: Vec<String> = std::fs::read_dir(&staged)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+    let held = staged_july(dir.path());
+    let current = local_staged_folder(&dir.path().join("staging"), PAYER, "2025-07");
+    let on_disk: Vec<String> = local_files(&period).into_keys().collect();
+    let expected: Vec<String> = held
+        .iter()
+        .map(|name| format!("{}/{name}", current.file_name().unwrap().to_str().unwrap()))
         .collect();
-    held.sort();
+    assert_eq!(
+        on_disk, expected,
+        "nothing else is left in the period folder"
+    );
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(source.join("metadata/BILLING_PERIOD=2025-07/cur2-Manifest.json")).unwrap(),
     )
@@ -388,10 +404,8 @@ async fn an_overwrite_in_progress_is_not_staged() {
     let (code, summary) = run_july(dir.path(), &settings);
     assert_eq!(code, Some(0), "{summary}");
     let ri_before = held(dir.path(), "ri_wastage_hourly").await;
-    let staged = dir.path().join(format!(
-        "staging/year=2025/month=7/payer-{PAYER}/{}",
-        staged_july(dir.path())[0]
-    ));
+    let staged = local_staged_folder(&dir.path().join("staging"), PAYER, "2025-07")
+        .join(&staged_july(dir.path())[0]);
     let staged_before = std::fs::read(&staged).unwrap();
 
     // AWS rewrites the file in place with other usage (another seed, same name).

@@ -20,11 +20,12 @@ use crate::support::{python, run};
 pub const PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
 
 /// A `dev` profile: staging in `staging`, final tables under `s3://<warehouse>/warehouse`,
-/// each payer reading `s3://<its bucket>/cur2`.
+/// each payer reading `s3://<its bucket>/cur2`; superseded deliveries go in the run that
+/// supersedes them.
 pub fn settings(dir: &Path, staging: &str, warehouse: &str, payers: &[(&str, &str)]) -> String {
     let mut text = format!(
         "[dev]\nstaging = \"s3://{staging}/staging\"\nwarehouse_dir = \"s3://{warehouse}/warehouse\"\n\
-         periods = 1\nlease_ttl = \"1s\"\n"
+         periods = 1\nlease_ttl = \"1s\"\nkeep_superseded = \"0s\"\n"
     );
     for (payer, source) in payers {
         text.push_str(&format!(
@@ -44,6 +45,22 @@ pub fn run_args<'a>(config: &'a str, payers: &[&'a str]) -> Vec<&'a str> {
         args.extend(["--payer", payer]);
     }
     args
+}
+
+/// [`python`] with the S3 server's endpoint and credentials in the environment, as
+/// delta-rs reads them.
+pub fn python_on_s3(ep: &str, script: &str, args: &[&str]) -> String {
+    python(
+        script,
+        args,
+        &[
+            ("AWS_ENDPOINT_URL", ep),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ],
+    )
 }
 
 /// What delta-rs (Python) reads in a final table, per payer.
@@ -66,17 +83,7 @@ pub fn read_outside(ep: &str, warehouse: &str, table: &str, arn: &str) -> BTreeM
         \x20   print(p, s.num_rows, len(keys), repr(pc.sum(s['unused_cost']).as_py()), flush=True)\n\
         os._exit(0)";
     let url = format!("s3://{warehouse}/warehouse/{table}");
-    let out = python(
-        script,
-        &[&url, arn],
-        &[
-            ("AWS_ENDPOINT_URL", ep),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ALLOW_HTTP", "true"),
-        ],
-    );
+    let out = python_on_s3(ep, script, &[&url, arn]);
     out.lines()
         .map(|line| {
             let parts: Vec<&str> = line.split_whitespace().collect();

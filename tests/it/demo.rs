@@ -5,6 +5,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use crate::s3_support::local_staged_folder;
 use crate::support::{curflow, final_tables, generate_july, query, read_outside, run};
 
 const PAYERS: [&str; 3] = ["671238551718", "204857193650", "385920174463"];
@@ -237,8 +238,9 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
     let restated = run(curflow(dir.path(), &all));
     assert_eq!(restated.status.code(), Some(0));
     let summary = String::from_utf8_lossy(&restated.stdout);
+    // The superseded delivery stays an hour (`keep_superseded`) for readers still on it.
     assert!(
-        summary.contains("1 file copied") && summary.contains("1 deleted"),
+        summary.contains("1 file copied") && summary.contains("0 deleted"),
         "{summary}"
     );
     assert_eq!(
@@ -246,13 +248,15 @@ async fn demo_matches_ground_truth_and_reruns_do_nothing() {
         5,
         "{summary}"
     );
-    let staged: Vec<String> =
-        walk(&data.join(format!("staging/year=2025/month=7/payer-{}", PAYERS[0])));
+    let staging = data.join("staging");
+    let staged: Vec<String> = walk(&local_staged_folder(&staging, PAYERS[0], "2025-07"));
     assert_eq!(
         staged.len(),
         1,
-        "only the new delivery is staged: {staged:?}"
+        "readers see only the new delivery: {staged:?}"
     );
+    let period = walk(&staging.join(format!("year=2025/month=7/payer-{}", PAYERS[0])));
+    assert_eq!(period.len(), 2, "the superseded one is kept: {period:?}");
     assert!(
         staged[0].ends_with("cur2-002-00001.snappy.parquet"),
         "{staged:?}"

@@ -13,6 +13,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// Called with the request head (request line and headers) before it is forwarded.
 pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
@@ -35,6 +36,37 @@ pub enum Fault {
     /// half of the body (or half of the head when there is no body), then the connection
     /// closes.
     Truncated,
+    /// The request is held for 200-700 ms, then forwarded as usual.
+    Delay,
+}
+
+/// Seeded random faults: each request, by its number, gets one of every kind of [`Fault`]
+/// with probability `percent`/100. Requests come concurrently, so which request gets a
+/// number varies between runs; how many are hit, and how, does not.
+#[derive(Debug, Clone, Copy)]
+pub struct Random {
+    pub seed: u64,
+    pub percent: u64,
+}
+
+impl Random {
+    const KINDS: [Fault; 6] = [
+        Fault::SlowDown,
+        Fault::ServerError,
+        Fault::ResetBefore,
+        Fault::LostAnswer,
+        Fault::Truncated,
+        Fault::Delay,
+    ];
+
+    /// The fault of request `n`, if any (a SplitMix64 step of the seed and `n`).
+    fn fault(&self, n: usize) -> Option<Fault> {
+        let mut x = self.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        (x % 100 < self.percent).then(|| Self::KINDS[((x >> 40) % 6) as usize])
+    }
 }
 
 /// Faults for the requests of one kind: the n-th request `matches` accepts gets
@@ -57,6 +89,8 @@ pub struct Faults {
     pub every: usize,
     /// Faults by kind of request; the first rule that matches a request decides.
     pub rules: Vec<Rule>,
+    /// Random faults on requests no rule matches and `every` spares.
+    pub random: Option<Random>,
     /// Run before forwarding each request.
     pub hook: Option<Hook>,
     /// Requests it returns `true` for never reach the server: they get 403 Access Denied.
@@ -160,7 +194,7 @@ impl State {
                 .get((n / self.faults.every) % 3)
                 .copied()
         } else {
-            None
+            self.faults.random.and_then(|random| random.fault(n))
         };
         if fault.is_some() {
             self.injected.fetch_add(1, Ordering::SeqCst);
@@ -264,6 +298,9 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) {
         Some(Fault::ResetBefore) => {
             let _ = client.shutdown(Shutdown::Both);
             return;
+        }
+        Some(Fault::Delay) => {
+            thread::sleep(Duration::from_millis(200 + (head.len() as u64 * 37) % 500))
         }
         _ => {}
     }

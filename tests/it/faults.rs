@@ -4,13 +4,15 @@
 //! restatement of July (new files to copy, stale ones to delete, three Delta commits)
 //! through a proxy that hits one kind of request with a run of faults — a retry of the
 //! same request is hit again — and the run must end exit 0 with staging, ledger and final
-//! tables exact.
+//! tables exact. Last, seeded random faults of every kind hit a tenth of all requests of
+//! runs over two payers × two periods.
 
 use crate::delta_s3::{OnePayer, assert_once, read_outside, run_args};
-use crate::fault_proxy::{Fault, FaultProxy, Faults, Rule};
+use crate::fault_proxy::{Fault, FaultProxy, Faults, Random, Rule};
+use crate::fleet::Fleet;
 use crate::s3::ri_waste;
 use crate::s3_support::{curflow_s3, generate, ledger_keys, source_period, staged_period};
-use crate::support::run;
+use crate::support::{output_text, run};
 
 use Fault::{LostAnswer, ResetBefore, ServerError, SlowDown, Truncated};
 
@@ -227,4 +229,34 @@ async fn faults_on_delta_data_files() {
         faults: vec![LostAnswer, Truncated, ResetBefore, ServerError],
     })
     .await;
+}
+
+/// Seeded random faults (503, 500, resets, lost and half answers, delays) on a tenth of all
+/// requests — listings, copies, deletes, the lease, the ledger, the Delta log and commits
+/// alike — over two payers × two periods, and then over a restatement of all four: each run
+/// exits 0, and staging and every final table hold the latest deliveries once, to the cent.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_faults_on_a_tenth_of_requests_lose_nothing() {
+    let mut fleet = Fleet::new().await;
+    fleet.production_lease();
+    for seed in [0x0dd_f00d_u64, 0xbad_5eed] {
+        fleet.deliver_all().await;
+        let random = Random { seed, percent: 10 };
+        let proxy = FaultProxy::start(
+            &fleet.ep,
+            Faults {
+                random: Some(random),
+                ..Faults::default()
+            },
+        );
+        let out = run(curflow_s3(fleet.dir.path(), &proxy.endpoint, &fleet.args()));
+        let when = format!("{random:?}");
+        assert_eq!(out.status.code(), Some(0), "{when}: {}", output_text(&out));
+        assert!(
+            proxy.faults_injected() >= 20,
+            "{when}: {} faults",
+            proxy.faults_injected()
+        );
+        fleet.check_converged(&when).await;
+    }
 }

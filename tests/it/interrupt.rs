@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::delta_s3::{OnePayer, run_args};
+use crate::delta_s3::{OnePayer, PAYERS, run_args};
 use crate::fault_proxy::{FaultProxy, Faults};
+use crate::fleet::Fleet;
 use crate::ops::{Queue, emf, notify_toml, required_env, unique};
 use crate::s3::world_with_a_multipart_file;
 use crate::s3_support::{curflow_s3, generate, ledger_keys, source_period, staged_period};
@@ -191,4 +192,74 @@ async fn sigterm_aborts_the_multipart_copy_in_flight() {
         "uploads left open: {:?}",
         open.uploads()
     );
+}
+
+/// SIGTERM while the first payer-period's final tables are being committed (each Delta
+/// commit held up at the proxy): that period is published whole — all three tables, the
+/// generator's truth, from one run — and recorded as analysed; no other period is started;
+/// the run exits 143 within ECS's stop timeout, and the next run does the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_publishing_finishes_that_period_whole_and_starts_no_other() {
+    let mut fleet = Fleet::new().await;
+    fleet.production_lease();
+    fleet.deliver_all().await;
+    let committing = Arc::new(AtomicBool::new(false));
+    let proxy = FaultProxy::start(
+        &fleet.ep,
+        held_up(
+            |head| head.starts_with("put ") && head.contains("/_delta_log/"),
+            &committing,
+        ),
+    );
+    let command = curflow_s3(fleet.dir.path(), &proxy.endpoint, &fleet.args());
+    let (out, took) = terminate_when(command, &committing);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{summary}");
+    assert!(took < STOP_TIMEOUT, "exited {took:?} after SIGTERM");
+    assert!(
+        summary.contains("status: INTERRUPTED by SIGTERM: 3 payer-periods not done"),
+        "{summary}"
+    );
+    let published = fleet.published();
+    let first = &fleet.history[&(0, (2025, 7))][0].1;
+    for (table, truth) in [
+        ("ri_wastage_hourly", Some(first.ri_unused_cost)),
+        ("sp_wastage_hourly", Some(first.sp_unused_cost)),
+        ("commitment_reconciliation", None),
+    ] {
+        let months: Vec<_> = published
+            .iter()
+            .filter(|((t, _, _), _)| t == table)
+            .collect();
+        assert_eq!(
+            months.len(),
+            1,
+            "{table}: only the first period: {months:?}"
+        );
+        let ((_, payer, period), month) = months[0];
+        assert!(
+            payer == PAYERS[0] && period.starts_with("2025-07"),
+            "{table}: {payer} {period}"
+        );
+        assert!(
+            month.rows > 0 && month.rows == month.distinct && month.runs == 1,
+            "{table}: {month:?}"
+        );
+        if let Some(truth) = truth {
+            assert!(
+                (month.unused_cost - truth).abs() < 0.01,
+                "{table}: {month:?} vs {truth}"
+            );
+        }
+    }
+
+    let out = run(curflow_s3(fleet.dir.path(), &fleet.ep, &fleet.args()));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert_eq!(
+        summary.matches("Already synchronized").count(),
+        1,
+        "the published period was recorded as analysed: {summary}"
+    );
+    fleet.check_converged("the next run").await;
 }

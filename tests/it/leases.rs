@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::fault_proxy::{FaultProxy, Faults};
 use crate::s3::{PAYER, assert_mirrored};
 use crate::s3_support::{
-    S3World, curflow_s3, ledger_keys, list, local_files, local_ledger_keys, settings_at, sizes,
-    source_period,
+    S3World, curflow_s3, ledger_keys, list, local_files, local_ledger_keys, local_staged_folder,
+    settings_at, sizes, source_period,
 };
 use crate::support::{output_text, run};
 
@@ -163,6 +163,8 @@ async fn two_runs_on_one_payer_local_staging() {
         local_ledger_keys(&staging, PAYER, "2025-07"),
         source.keys().cloned().collect::<Vec<_>>()
     );
-    let staged = staging.join(format!("year=2025/month=7/payer-{PAYER}"));
+    let staged = local_staged_folder(&staging, PAYER, "2025-07");
     assert_eq!(local_files(&staged), source, "staged once, whole");
+    let period = staging.join(format!("year=2025/month=7/payer-{PAYER}"));
+    assert_eq!(local_files(&period).len(), source.len(), "and only once");
 }

@@ -3,10 +3,10 @@
 //! injected faults, a process killed at random moments, a 1,000-object period, a no-op run
 //! that writes nothing, an assumed role, and multipart copies.
 
-use std::time::Duration;
-
 use crate::fault_proxy::{FaultProxy, Faults};
-use crate::s3_support::{S3World, curflow_s3, ledger_keys, source_period, staged_period};
+use crate::s3_support::{
+    S3World, curflow_s3, ledger_keys, source_period, staged_folder, staged_period,
+};
 use crate::support::run;
 
 pub(crate) const PAYER: &str = "671238551718";
@@ -273,41 +273,6 @@ async fn s3_injected_503s_and_dropped_connections_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn s3_killed_at_random_moments_then_converges() {
-    let w = S3World::new(PAYER, "periods = 1\nlease_ttl = \"1s\"", "").await;
-    w.generate((2025, 7), 1, 30).await;
-    let run_args = w.july("run");
-    let mut seed: u64 = 0x5eed;
-    for round in 0..22u32 {
-        // Every seventh round a restatement lands, so kills also hit deletions.
-        if round % 7 == 3 {
-            w.generate((2025, 7), 2 + round, 30).await;
-        }
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis(50 + (seed >> 33) % 1500);
-        let mut child = curflow_s3(w.dir.path(), &w.ep, &run_args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(delay).await;
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    // Let the last killed run's lease expire, then one clean run with the production
-    // lease: a 1 s lease leaves renewals a few hundred milliseconds, which a loaded server
-    // can take (the fence would then stop the run, as it should).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let text = std::fs::read_to_string(&w.config).unwrap();
-    std::fs::write(&w.config, text.replace("lease_ttl = \"1s\"", "")).unwrap();
-    let out = w.run(&run_args);
-    assert!(out.status.success());
-    assert_mirrored(&w.c, &w.source, &w.staging, (2025, 7)).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn s3_thousand_object_period() {
     let w = S3World::new(PAYER, "periods = 1\nconcurrency = 32", "").await;
     let report = w.generate((2025, 7), 1, 3).await;
@@ -386,7 +351,8 @@ async fn s3_multipart_copy_with_lowered_threshold() {
         w.c.get_object()
             .bucket(&w.staging)
             .key(format!(
-                "staging/year=2025/month=7/payer-{PAYER}/big.parquet"
+                "staging/{}/big.parquet",
+                staged_folder(&w.c, &w.staging, PAYER, "2025-07").await
             ))
             .send()
             .await

@@ -138,21 +138,49 @@ pub async fn source_period(client: &Client, bucket: &str, period: &str) -> BTree
     .collect()
 }
 
-/// One staged payer-period.
+/// One staged payer-period as a reader sees it (README, "Where things go"): the files of
+/// the folder its ledger names, keyed relative to it; nothing while there is no ledger.
 pub async fn staged_period(
     client: &Client,
     bucket: &str,
     payer: &str,
     (year, month): (i32, u32),
 ) -> BTreeMap<String, i64> {
+    let key = format!("staging/_curflow/ledger/payer-{payer}/{year}-{month:02}.json");
+    let Ok(got) = client.get_object().bucket(bucket).key(&key).send().await else {
+        return BTreeMap::new();
+    };
+    let ledger = got.body.collect().await.unwrap().into_bytes();
     sizes(
         &list(
             client,
             bucket,
-            &format!("staging/year={year}/month={month}/payer-{payer}"),
+            &format!("staging/{}", folder_named(&ledger)),
         )
         .await,
     )
+}
+
+/// The folder (relative to the staging root) a payer-period's ledger names; it must exist.
+pub async fn staged_folder(client: &Client, bucket: &str, payer: &str, period: &str) -> String {
+    let key = format!("staging/_curflow/ledger/payer-{payer}/{period}.json");
+    folder_named(&get(client, bucket, &key).await)
+}
+
+/// The folder a local staging root's ledger of a payer-period names: what a reader reads.
+pub fn local_staged_folder(staging: &Path, payer: &str, period: &str) -> std::path::PathBuf {
+    let ledger = staging.join(format!("_curflow/ledger/payer-{payer}/{period}.json"));
+    let text = std::fs::read(&ledger).unwrap_or_else(|e| panic!("{}: {e}", ledger.display()));
+    staging.join(folder_named(&text))
+}
+
+/// The `folder` a ledger (its JSON text) names.
+fn folder_named(ledger: &[u8]) -> String {
+    let ledger: serde_json::Value = serde_json::from_slice(ledger).unwrap();
+    ledger["folder"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a ledger names its folder: {ledger}"))
+        .to_owned()
 }
 
 /// The keys the ledger of a payer-period lists.
@@ -253,8 +281,14 @@ pub fn settings_at(
 ) -> String {
     let path = dir.join("curflow.toml");
     let warehouse = table_folders(dir);
+    // Superseded deliveries go in the run that supersedes them, so after each run the
+    // staging holds exactly the source's delivery, unless `extra` says otherwise.
+    let keep = match extra.contains("keep_superseded") {
+        true => "",
+        false => "keep_superseded = \"0s\"\n",
+    };
     let text = format!(
-        "[dev]\nstaging = \"{staging}\"\nwarehouse_dir = \"{}\"\n{extra}\n\
+        "[dev]\nstaging = \"{staging}\"\nwarehouse_dir = \"{}\"\n{keep}{extra}\n\
          [[dev.payers]]\npayer_id = \"{payer}\"\nsource = \"{source}\"\n{payer_extra}\n",
         warehouse.display()
     );

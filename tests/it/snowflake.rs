@@ -17,7 +17,9 @@ use curflow::task::{BillingPeriod, PayerId};
 use curflow::warehouse::Params;
 use curflow::warehouse::snowflake::{analytics_statements, ddl};
 
-use crate::s3_support::{bucket, client, curflow_s3, endpoint, generate, list, task_args};
+use crate::s3_support::{
+    bucket, client, curflow_s3, endpoint, generate, list, staged_folder, task_args,
+};
 use crate::snowflake_fake::{Answer, FakeSnowflake};
 use crate::support::run;
 
@@ -205,11 +207,12 @@ impl Setup {
     }
 }
 
-fn expected_register(staging: &str) -> Vec<String> {
+/// The statements that register the staged July whose folder is at `stage_url`.
+fn expected_register(stage_url: &str) -> Vec<String> {
     let mut expected = vec![
         "CREATE FILE FORMAT IF NOT EXISTS curflow_parquet TYPE = PARQUET".to_owned(),
         format!(
-            "CREATE OR REPLACE STAGE curflow_stage_{PAYER}_2025_07 URL = 's3://{staging}/staging/year=2025/month=7/payer-{PAYER}/' STORAGE_INTEGRATION = CURFLOW_S3 FILE_FORMAT = (FORMAT_NAME = 'curflow_parquet')"
+            "CREATE OR REPLACE STAGE curflow_stage_{PAYER}_2025_07 URL = '{stage_url}' STORAGE_INTEGRATION = CURFLOW_S3 FILE_FORMAT = (FORMAT_NAME = 'curflow_parquet')"
         ),
         format!(
             "CREATE OR REPLACE EXTERNAL TABLE cur_{PAYER}_2025_07 USING TEMPLATE (SELECT ARRAY_AGG(OBJECT_CONSTRUCT('COLUMN_NAME', COLUMN_NAME, 'TYPE', TYPE, 'NULLABLE', NULLABLE, 'EXPRESSION', EXPRESSION)) WITHIN GROUP (ORDER BY ORDER_ID) FROM TABLE(INFER_SCHEMA(LOCATION => '@curflow_stage_{PAYER}_2025_07/', FILE_FORMAT => 'curflow_parquet', IGNORE_CASE => TRUE))) LOCATION = @curflow_stage_{PAYER}_2025_07/ FILE_FORMAT = (FORMAT_NAME = 'curflow_parquet') AUTO_REFRESH = FALSE REFRESH_ON_CREATE = FALSE"
@@ -315,7 +318,11 @@ async fn snowflake_run_stages_registers_and_replaces_the_payer_month() {
         assert_eq!(r.body["schema"], "CUR");
         assert_eq!(r.body["role"], "CURFLOW");
     }
-    assert_eq!(received[1].statements, expected_register(&setup.staging));
+    let folder = staged_folder(&client(&setup.endpoint), &setup.staging, PAYER, "2025-07").await;
+    assert_eq!(
+        received[1].statements,
+        expected_register(&format!("s3://{}/staging/{folder}/", setup.staging))
+    );
     assert_eq!(
         received[1].body["parameters"]["MULTI_STATEMENT_COUNT"],
         received[1].statements.len().to_string()
@@ -479,7 +486,10 @@ fn snowflake_generated_statements_match_golden_and_parse() {
         "CURFLOW_S3",
     );
     register.extend(ddl::create_final_tables());
-    assert_eq!(register, expected_register("stage-bucket"));
+    assert_eq!(
+        register,
+        expected_register("s3://stage-bucket/staging/year=2025/month=7/payer-671238551718/")
+    );
     assert_eq!(
         ddl::replace_period(&params().payer, params().period),
         expected_replace()

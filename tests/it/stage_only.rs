@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::s3_support::local_staged_folder;
 use crate::support::{curflow, one_payer_july, run};
 
 const PAYER: &str = "671238551718";
@@ -31,9 +32,7 @@ fn stage_only_mirrors_without_analytics_and_a_plain_run_analyses() {
         staged.contains("1 file copied") && staged.contains("analytics not run (--stage-only)"),
         "{staged}"
     );
-    let staged_dir = dir
-        .path()
-        .join(format!("staging/year=2025/month=7/payer-{PAYER}"));
+    let staged_dir = local_staged_folder(&dir.path().join("staging"), PAYER, "2025-07");
     assert_eq!(std::fs::read_dir(&staged_dir).unwrap().count(), 1);
     assert!(
         !dir.path().join("warehouse/ri_wastage_hourly").exists(),

@@ -123,13 +123,14 @@ pub fn one_payer_july(dir: &Path, payer: &str) -> String {
 }
 
 /// Settings (returned: their path) for one payer whose source is `source`, one period a
-/// run, with staging and warehouse under `dir`.
+/// run, with staging and warehouse under `dir`; superseded deliveries are deleted by the
+/// run that supersedes them.
 pub fn one_payer_settings(dir: &Path, payer: &str, source: &Path) -> String {
     let settings = dir.join("curflow.toml");
     std::fs::write(
         &settings,
         format!(
-            "[local]\nstaging = \"{0}/staging\"\nwarehouse_dir = \"{0}/warehouse\"\nperiods = 1\n\
+            "[local]\nstaging = \"{0}/staging\"\nwarehouse_dir = \"{0}/warehouse\"\nperiods = 1\nkeep_superseded = \"0s\"\n\
              [[local.payers]]\npayer_id = \"{payer}\"\nsource = \"{1}\"\n",
             dir.display(),
             source.display()
