@@ -117,9 +117,7 @@ async fn source(
         export,
         config.layout,
         staging.clone(),
-        settings.concurrency,
-        settings.lease_ttl,
-        settings.keep_superseded,
+        settings.staging_rules(),
     );
     let mut said = Vec::new();
     for period in period.with_previous(2) {

@@ -104,6 +104,11 @@ pub struct TaskArgs {
     /// restatements of older months), 1-36. Overrides the profile's `periods` (default 2).
     #[arg(long)]
     pub periods: Option<u32>,
+    /// Compare every period's source with its staged copy in full, even where the manifest
+    /// says the delivery is unchanged (setting `verify_every` does so once a day): repairs
+    /// a staged file lost behind curflow's back.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 impl TaskArgs {

@@ -129,6 +129,7 @@ fn run_task(
         Ok(task) => SettingsSource::from_env(args.config.clone())
             .load(&task.env)
             .and_then(|settings| settings.with_periods(args.periods))
+            .map(|settings| settings.with_verify(args.verify))
             .map(|settings| (task, settings))
             .map_err(Error::from),
         Err(error) => Err(Error::from(error)),

@@ -120,9 +120,7 @@ async fn run_with<W: Warehouse + PayerTable>(
             source.export.clone(),
             source.config.layout,
             staging.clone(),
-            settings.concurrency,
-            settings.lease_ttl,
-            settings.keep_superseded,
+            settings.staging_rules(),
         );
         for period in task.periods(settings.periods) {
             let payer = source.config.payer_id.clone();

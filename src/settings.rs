@@ -19,6 +19,7 @@ use crate::report::{
 };
 use crate::retry::RetryPolicy;
 use crate::storage::{Access, StoreUrl, Transfer, without_user_info};
+use crate::sync::StagingRules;
 use crate::values::{Refusal, lenient, parse_duration, refuse};
 use crate::warehouse::snowflake::SnowflakeProfile;
 use crate::warehouse::{WarehouseKind, WarehouseProfile, WarehouseSettings};
@@ -109,6 +110,9 @@ pub struct Settings {
     /// How long a staged delivery a newer one superseded stays, for readers that resolved
     /// it before the switch.
     pub keep_superseded: Duration,
+    /// How long a period whose manifest is unchanged goes without a full comparison of the
+    /// source with staging (zero: every run compares in full).
+    pub verify_every: Duration,
     /// Run metrics.
     pub metrics: MetricsSettings,
     /// The end-of-run notification, if any.
@@ -131,6 +135,25 @@ impl Settings {
             self.periods = n;
         }
         Ok(self)
+    }
+
+    /// Applies `--verify`: this run compares every period in full, whatever the manifests
+    /// say.
+    pub fn with_verify(mut self, verify: bool) -> Self {
+        if verify {
+            self.verify_every = Duration::ZERO;
+        }
+        self
+    }
+
+    /// How each payer's staging session works.
+    pub fn staging_rules(&self) -> StagingRules {
+        StagingRules {
+            concurrency: self.concurrency,
+            lease_ttl: self.lease_ttl,
+            keep_superseded: self.keep_superseded,
+            verify_every: self.verify_every,
+        }
     }
 }
 
@@ -187,6 +210,9 @@ struct Profile {
     /// How long a staged delivery stays once a newer one superseded it (`0s`, `1h`), for
     /// readers that were reading it, at most 30d. Default: `1h`.
     keep_superseded: Option<String>,
+    /// How long a period whose manifest is unchanged goes without a full comparison of the
+    /// source with staging (`0s`: every run, `24h`), at most 365d. Default: `24h`.
+    verify_every: Option<String>,
     /// `[<env>.metrics]` (see report/metrics/config.rs). Default: no metrics.
     metrics: Option<MetricsProfile>,
     /// `[<env>.notify]`: a RabbitMQ message at the end of each run (see
@@ -230,6 +256,9 @@ fn default_lease_ttl() -> Duration {
 }
 fn default_keep_superseded() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_verify_every() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 /// Where settings come from: an optional file and the process environment.
@@ -555,6 +584,18 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
                 )
             })?,
     };
+    let verify_every = match &p.verify_every {
+        None => default_verify_every(),
+        Some(text) => parse_duration(text)
+            .filter(|d| *d <= Duration::from_secs(365 * 86_400))
+            .ok_or_else(|| {
+                invalid(
+                    "verify_every",
+                    &format!("\"{text}\""),
+                    "must be a duration such as 0s, 6h or 24h, at most 365d",
+                )
+            })?,
+    };
     let staging_access = Access {
         region: p.staging_region,
         role_arn: p.staging_role_arn,
@@ -575,6 +616,7 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         transfer,
         lease_ttl,
         keep_superseded,
+        verify_every,
         metrics,
         notify,
     })
@@ -653,6 +695,51 @@ mod tests {
             let (_dir, src) = with_file(&format!("[local]\nkeep_replaced = \"{text}\"\n"), &[]);
             let err = src.load("local").unwrap_err().to_string();
             assert!(err.contains("keep_replaced") && err.contains(text), "{err}");
+        }
+    }
+
+    #[test]
+    fn keep_superseded_is_a_bounded_duration() {
+        let local = SettingsSource::default().load("local").unwrap();
+        assert_eq!(local.keep_superseded, Duration::from_secs(3600));
+        let (_dir, src) = with_file("[local]\nkeep_superseded = \"0s\"\n", &[]);
+        assert_eq!(src.load("local").unwrap().keep_superseded, Duration::ZERO);
+        for text in ["31d", "-1s", "soon"] {
+            let (_dir, src) = with_file(&format!("[local]\nkeep_superseded = \"{text}\"\n"), &[]);
+            let err = src.load("local").unwrap_err().to_string();
+            assert!(
+                err.contains("keep_superseded") && err.contains(text),
+                "{err}"
+            );
+        }
+    }
+
+    /// `periods` from the file and `--periods` follow one rule, 1-36, with one message.
+    /// (The flag used to refuse 1, which the file took.)
+    #[test]
+    fn periods_follow_one_rule_from_the_file_and_the_flag() {
+        for n in [1, 2, 36] {
+            let (_dir, src) = with_file(&format!("[local]\nperiods = {n}\n"), &[]);
+            assert_eq!(src.load("local").unwrap().periods, n);
+            let flag = SettingsSource::default()
+                .load("local")
+                .unwrap()
+                .with_periods(Some(n));
+            assert_eq!(flag.unwrap().periods, n);
+        }
+        for n in [0, 37] {
+            let (_dir, src) = with_file(&format!("[local]\nperiods = {n}\n"), &[]);
+            let file = src.load("local").unwrap_err().to_string();
+            let flag = SettingsSource::default()
+                .load("local")
+                .unwrap()
+                .with_periods(Some(n))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                file.contains(PERIODS_RULE) && flag.contains(PERIODS_RULE),
+                "{file} / {flag}"
+            );
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::layout::{Layout, Stamp};
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::{BillingPeriod, PayerId};
 
@@ -57,7 +58,7 @@ pub(super) struct Ledger {
     pub format: u32,
     /// The source delivery (manifest execution id), if the source had a manifest.
     pub delivery: Option<String>,
-    /// When the staged copy was last verified complete.
+    /// When the staged copy was last compared in full with the source and found complete.
     pub synced_at: Option<DateTime<Utc>>,
     /// When analytics last succeeded on exactly these files; cleared by any change.
     pub analytics_succeeded_at: Option<DateTime<Utc>>,
@@ -71,6 +72,13 @@ pub(super) struct Ledger {
     /// is deleted once kept for `keep_superseded`.
     #[serde(default)]
     pub superseded: BTreeMap<String, DateTime<Utc>>,
+    /// The layout the delivery was staged from (never `Auto`).
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    /// The source's stamp (its manifest's key and ETag) as staged: while the source's is
+    /// the same, so is the delivery, and a run need not list it.
+    #[serde(default)]
+    pub stamp: Option<Stamp>,
 }
 
 impl Ledger {

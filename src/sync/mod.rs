@@ -22,7 +22,7 @@ pub use copy::CopyError;
 pub use layout::{DiscoverError, Layout, TagColumn};
 pub use lease::{Fence, LeaseError};
 pub use ledger::LedgerError;
-pub use stage::{Intent, PayerSync, StageOutcome, StagedDelivery, SyncCounts};
+pub use stage::{Intent, PayerSync, StageOutcome, StagedDelivery, StagingRules, SyncCounts};
 
 use crate::storage::StorageError;
 use crate::task::{BillingPeriod, PayerId};

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::copy::{copy_all, delete_all};
 use super::deliveries::{self, PeriodListing};
@@ -128,6 +128,34 @@ impl StagedDelivery {
     }
 }
 
+/// How every payer's staging session works (from the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagingRules {
+    /// Transfers at a time, per payer.
+    pub concurrency: usize,
+    /// The payer lease's time-to-live (renewed while held).
+    pub lease_ttl: Duration,
+    /// How long a superseded delivery stays for its readers.
+    pub keep_superseded: Duration,
+    /// How long a period whose manifest is unchanged is trusted without a full comparison
+    /// of the source with staging; zero: every run compares in full (`--verify`).
+    pub verify_every: Duration,
+}
+
+impl StagingRules {
+    /// Whether a staged copy last compared in full at `synced_at` may go uncompared now.
+    fn trusts(&self, synced_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        let every = chrono::Duration::from_std(self.verify_every).unwrap_or(chrono::Duration::MAX);
+        !self.verify_every.is_zero() && synced_at.is_some_and(|t| now < t + every)
+    }
+
+    /// Whether a full comparison that found the staged copy complete is worth recording,
+    /// so that runs trust it again for `verify_every` (not when every run compares).
+    fn records(&self, synced_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        !self.verify_every.is_zero() && !self.trusts(synced_at, now)
+    }
+}
+
 /// One payer's staging session of a run: its source, where it goes, and its lease once
 /// taken.
 #[derive(Debug)]
@@ -136,9 +164,7 @@ pub struct PayerSync {
     export: Location,
     layout: Layout,
     staging: Location,
-    concurrency: usize,
-    lease_ttl: Duration,
-    keep_superseded: Duration,
+    rules: StagingRules,
     lease: Option<Lease>,
 }
 
@@ -179,21 +205,21 @@ impl Compared {
     }
 
     /// What else the payer-period folder holds, and since when it is superseded.
-    fn superseded(&self, now: chrono::DateTime<Utc>) -> BTreeMap<String, chrono::DateTime<Utc>> {
+    fn superseded(&self, now: DateTime<Utc>) -> BTreeMap<String, DateTime<Utc>> {
         let recorded = self.ledger.as_ref().map(|l| &l.superseded);
         self.listing
             .superseded(recorded.unwrap_or(&BTreeMap::new()), now)
     }
 
     /// Whether the ledger records every superseded entry as it is, and none is due.
-    fn swept(&self, keep: Duration, now: chrono::DateTime<Utc>) -> bool {
+    fn swept(&self, keep: Duration, now: DateTime<Utc>) -> bool {
         let superseded = self.superseded(now);
         self.ledger.as_ref().map(|l| &l.superseded) == Some(&superseded)
             && deliveries::due(&superseded, keep, now).is_empty()
     }
 
     /// The files of superseded entries due by `now`.
-    fn due_files(&self, keep: Duration, now: chrono::DateTime<Utc>) -> Vec<String> {
+    fn due_files(&self, keep: Duration, now: DateTime<Utc>) -> Vec<String> {
         deliveries::due(&self.superseded(now), keep, now)
             .iter()
             .flat_map(|name| self.listing.others[name].iter().cloned())
@@ -203,26 +229,20 @@ impl Compared {
 
 impl PayerSync {
     /// A session for `payer`, whose opened `export` is laid out as `layout`, staging into
-    /// the `staging` root with at most `concurrency` transfers at a time and a lease of
-    /// `lease_ttl` (renewed while held), keeping superseded deliveries `keep_superseded`.
-    /// Nothing is read or written until [`Self::stage`].
+    /// the `staging` root by `rules`. Nothing is read or written until [`Self::stage`].
     pub fn new(
         payer: PayerId,
         export: Location,
         layout: Layout,
         staging: Location,
-        concurrency: usize,
-        lease_ttl: Duration,
-        keep_superseded: Duration,
+        rules: StagingRules,
     ) -> Self {
         Self {
             payer,
             export,
             layout,
             staging,
-            concurrency,
-            lease_ttl,
-            keep_superseded,
+            rules,
             lease: None,
         }
     }
@@ -237,6 +257,10 @@ impl PayerSync {
         intent: Intent,
     ) -> Result<StageOutcome, Error> {
         let payer = &self.payer;
+        if self.unchanged(period, intent).await? {
+            tracing::info!(%payer, %period, "Already synchronized");
+            return Ok(StageOutcome::AlreadySynchronized);
+        }
         let discovered = layout::discover(&self.export, self.layout, period).await?;
         if let Some(reason) = self.not_ready(&discovered) {
             if intent == Intent::Analyse
@@ -248,8 +272,10 @@ impl PayerSync {
             return Ok(StageOutcome::NotReady { reason });
         }
         let compared = self.compare(&discovered).await?;
-        let (keep, now) = (self.keep_superseded, Utc::now());
-        if compared.staged_for(intent) && compared.swept(keep, now) {
+        let (keep, now) = (self.rules.keep_superseded, Utc::now());
+        let settled = compared.staged_for(intent) && compared.swept(keep, now);
+        let record = |ledger: &Ledger| self.record_due(ledger, &discovered, now);
+        if settled && (intent == Intent::Plan || !compared.ledger.as_ref().is_some_and(record)) {
             tracing::info!(%payer, %period, "Already synchronized");
             return Ok(StageOutcome::AlreadySynchronized);
         }
@@ -261,7 +287,7 @@ impl PayerSync {
         }
         // Another run may have changed the staged copy before the lease was ours.
         let compared = if self.lease.is_none() {
-            self.lease = Some(Lease::acquire(&self.staging, payer, self.lease_ttl).await?);
+            self.lease = Some(Lease::acquire(&self.staging, payer, self.rules.lease_ttl).await?);
             self.compare(&discovered).await?
         } else {
             compared
@@ -280,6 +306,14 @@ impl PayerSync {
             _ => self.mirror(&discovered, &compared).await?,
         };
         counts.deleted_files += self.sweep(period, &mut ledger, &compared).await?;
+        if self.record_due(&ledger, &discovered, Utc::now()) {
+            // Compared in full and complete: runs may trust its stamp again.
+            ledger.stamp = discovered.stamp.clone();
+            ledger.layout = Some(discovered.layout);
+            ledger.synced_at = Some(Utc::now());
+            self.fence().confirm()?;
+            ledger.write(&self.staging, payer, period).await?;
+        }
         if done {
             tracing::info!(%payer, %period, "Already synchronized");
             return Ok(StageOutcome::AlreadySynchronized);
@@ -383,7 +417,7 @@ impl PayerSync {
             return Ok(None);
         }
         if self.lease.is_none() {
-            self.lease = Some(Lease::acquire(&self.staging, payer, self.lease_ttl).await?);
+            self.lease = Some(Lease::acquire(&self.staging, payer, self.rules.lease_ttl).await?);
         }
         // Read again under the lease: another run may have analysed it meanwhile.
         let Some(ledger) = Ledger::read(&self.staging, payer, period)
@@ -405,6 +439,40 @@ impl PayerSync {
             ledger,
             counts,
         )))
+    }
+
+    /// The manifest-first no-op: whether the period is already synchronized, as told by its
+    /// ledger and one listing of its manifest's folder (two for a legacy report), without
+    /// listing the source's data or staging. So it is when the ledger records the stamp the
+    /// source still has, the analytics succeeded (unless only staging is asked for),
+    /// nothing superseded is due for deletion, and the last full comparison is recent
+    /// enough for `verify_every`.
+    async fn unchanged(&self, period: BillingPeriod, intent: Intent) -> Result<bool, Error> {
+        let Some(ledger) = Ledger::read(&self.staging, &self.payer, period).await? else {
+            return Ok(false);
+        };
+        let (Some(layout), Some(stamp)) = (ledger.layout, ledger.stamp.as_ref()) else {
+            return Ok(false);
+        };
+        let now = Utc::now();
+        let trusted = self.rules.trusts(ledger.synced_at, now)
+            && (self.layout == Layout::Auto || self.layout == layout)
+            && (intent == Intent::Stage || ledger.analytics_succeeded_at.is_some())
+            && deliveries::due(&ledger.superseded, self.rules.keep_superseded, now).is_empty();
+        if !trusted {
+            return Ok(false);
+        }
+        let current = layout::current_stamp(&self.export, layout, period).await?;
+        Ok(current.as_ref() == Some(stamp))
+    }
+
+    /// Whether `ledger`, which a full comparison found to describe the staged copy, should
+    /// be written again: it does not record the source's stamp or layout (a ledger from
+    /// before stamps, a manifest rewritten for the same files), or the comparison was due.
+    fn record_due(&self, ledger: &Ledger, discovered: &SourcePeriod, now: DateTime<Utc>) -> bool {
+        ledger.stamp != discovered.stamp
+            || ledger.layout != Some(discovered.layout)
+            || self.rules.records(ledger.synced_at, now)
     }
 
     /// The period's ledger, and the source's delivery compared with its payer-period folder.
@@ -439,12 +507,12 @@ impl PayerSync {
             &source,
             &staged,
             &plan.copies,
-            self.concurrency,
+            self.rules.concurrency,
             (payer, period),
             &fence,
         )
         .await?;
-        let deleted = delete_all(&staged, &plan.deletes, self.concurrency, &fence).await?;
+        let deleted = delete_all(&staged, &plan.deletes, self.rules.concurrency, &fence).await?;
         let counts = SyncCounts {
             copied_files: copied.files,
             copied_bytes: copied.bytes,
@@ -462,6 +530,8 @@ impl PayerSync {
                 .map(|f| (f.key.clone(), StagedFile::from(f)))
                 .collect(),
             superseded: compared.superseded(Utc::now()),
+            layout: Some(discovered.layout),
+            stamp: discovered.stamp.clone(),
             ..Ledger::default()
         };
         fence.confirm()?;
@@ -482,13 +552,19 @@ impl PayerSync {
     ) -> Result<usize, Error> {
         let (payer, now) = (&self.payer, Utc::now());
         let mut superseded = compared.listing.superseded(&ledger.superseded, now);
-        let due = deliveries::due(&superseded, self.keep_superseded, now);
+        let due = deliveries::due(&superseded, self.rules.keep_superseded, now);
         let files: Vec<String> = due
             .iter()
             .flat_map(|name| compared.listing.others[name].iter().cloned())
             .collect();
         let fence = self.fence();
-        let deleted = delete_all(&compared.period_folder, &files, self.concurrency, &fence).await?;
+        let deleted = delete_all(
+            &compared.period_folder,
+            &files,
+            self.rules.concurrency,
+            &fence,
+        )
+        .await?;
         if !due.is_empty() {
             tracing::info!(%payer, %period, superseded = ?due, files = deleted.files, "deleted superseded deliveries");
         }
@@ -532,9 +608,12 @@ mod tests {
             export.clone(),
             Layout::Auto,
             staging.clone(),
-            4,
-            Duration::from_secs(60),
-            keep,
+            StagingRules {
+                concurrency: 4,
+                lease_ttl: Duration::from_secs(60),
+                keep_superseded: keep,
+                verify_every: Duration::from_secs(3600),
+            },
         )
     }
 
@@ -602,8 +681,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let lease: serde_json::Value = serde_json::from_slice(&lease).unwrap();
-        let expires_at: chrono::DateTime<Utc> =
-            lease["expires_at"].as_str().unwrap().parse().unwrap();
+        let expires_at: DateTime<Utc> = lease["expires_at"].as_str().unwrap().parse().unwrap();
         assert!(expires_at < Utc::now(), "released: {lease}");
     }
     #[tokio::test]

@@ -394,9 +394,10 @@ fn a_killed_local_copy_leaves_nothing_in_staging() {
 
 /// An export that overwrites (the same file names in every delivery) caught while AWS
 /// rewrites it: a file the manifest names is newer than the manifest. It used to be
-/// copied, staging and publishing a mix of two deliveries; now the period is skipped,
-/// saying why, the staged copy and final tables stay the previous delivery's, and the
-/// delivery is staged once its manifest is written.
+/// copied, staging and publishing a mix of two deliveries. Now a run trusts the unchanged
+/// manifest, and a full comparison skips the period saying why; either way the staged copy
+/// and final tables stay the previous delivery's, and the delivery is staged once its
+/// manifest is written.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_overwrite_in_progress_is_not_staged() {
     let dir = tempfile::tempdir().unwrap();
@@ -426,7 +427,19 @@ async fn an_overwrite_in_progress_is_not_staged() {
     )
     .expect("the other delivery has the same file name");
 
+    // The manifest is still the previous delivery's: a run trusts it and changes nothing.
     let (code, summary) = run_july(dir.path(), &settings);
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(
+        july_line(&summary).contains("Already synchronized"),
+        "{summary}"
+    );
+    // A full comparison (--verify, or once verify_every has passed) sees the rewrite.
+    let args = [
+        "run", "--config", &settings, "--period", "2025-07", "--payer", PAYER,
+    ];
+    let out = run(curflow(dir.path(), &[&args[..], &["--verify"]].concat()));
+    let (code, summary) = (out.status.code(), String::from_utf8_lossy(&out.stdout));
     assert_eq!(code, Some(0), "{summary}");
     let line = july_line(&summary);
     assert!(

@@ -119,6 +119,7 @@ impl FaultProxy {
             faults,
             seen: AtomicUsize::new(0),
             counts: Mutex::default(),
+            requests: Mutex::default(),
             injected: AtomicUsize::new(0),
             by_rule: Mutex::default(),
         });
@@ -140,6 +141,13 @@ impl FaultProxy {
         self.state.counts.lock().unwrap().clone()
     }
 
+    /// Every request seen, in order, as its request line and its `Host` header
+    /// (`GET /bucket/key?… HTTP/1.1 host:127.0.0.1:5000`): a bucket's name is in one or
+    /// the other, whether the client addresses buckets by path or by host.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
     /// Requests that got a fault.
     pub fn faults_injected(&self) -> usize {
         self.state.injected.load(Ordering::SeqCst)
@@ -156,13 +164,23 @@ struct State {
     faults: Faults,
     seen: AtomicUsize,
     counts: Mutex<BTreeMap<String, usize>>,
+    requests: Mutex<Vec<String>>,
     injected: AtomicUsize,
     by_rule: Mutex<BTreeMap<&'static str, usize>>,
 }
 
 impl State {
-    /// Counts the request by method.
+    /// Counts the request by method, and logs it.
     fn count(&self, head: &str) {
+        let mut lines = head.split("\r\n");
+        let line = lines.next().unwrap_or_default();
+        let host = lines
+            .find(|l| l.to_ascii_lowercase().starts_with("host:"))
+            .unwrap_or_default();
+        self.requests
+            .lock()
+            .unwrap()
+            .push(format!("{line} {}", host.to_ascii_lowercase()));
         let method = head.split(' ').next().unwrap_or_default();
         let mut counts = self.counts.lock().unwrap();
         *counts.entry(method.to_owned()).or_default() += 1;

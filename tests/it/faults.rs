@@ -237,7 +237,7 @@ async fn faults_on_delta_data_files() {
 /// exits 0, and staging and every final table hold the latest deliveries once, to the cent.
 #[tokio::test(flavor = "multi_thread")]
 async fn random_faults_on_a_tenth_of_requests_lose_nothing() {
-    let mut fleet = Fleet::new().await;
+    let mut fleet = Fleet::new(2).await;
     fleet.production_lease();
     for seed in [0x0dd_f00d_u64, 0xbad_5eed] {
         fleet.deliver_all().await;

@@ -1,4 +1,4 @@
-//! A test world of two payers × two billing periods on the S3 server, which remembers
+//! A test world of payers × two billing periods on the S3 server, which remembers
 //! every delivery it made, and checks what a reader finds: each payer-period's staged
 //! delivery (the folder its ledger names), the ledger, and every final table as delta-rs
 //! reads it from outside.
@@ -62,13 +62,15 @@ fn final_tables(ep: &str, warehouse: &str) -> BTreeMap<(String, String, String),
         .collect()
 }
 
-/// The test's world: two payers, each with its own source bucket, and one staging and one
-/// warehouse bucket.
+/// The test's world: payers (the first of [`PAYERS`]), each with its own source bucket,
+/// and one staging and one warehouse bucket.
 pub struct Fleet {
     pub ep: String,
     c: aws_sdk_s3::Client,
-    sources: Vec<String>,
-    staging: String,
+    /// Each payer's source bucket.
+    pub sources: Vec<String>,
+    /// The staging bucket.
+    pub staging: String,
     warehouse: String,
     pub dir: tempfile::TempDir,
     pub config: String,
@@ -77,18 +79,23 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// The world, with nothing delivered yet; runs hold a 1 s lease (a killed run's lease
-    /// is soon taken over) until [`Self::production_lease`].
-    pub async fn new() -> Self {
+    /// The world of the first `payers` of [`PAYERS`], with nothing delivered yet; runs
+    /// hold a 1 s lease (a killed run's lease is soon taken over) until
+    /// [`Self::production_lease`].
+    pub async fn new(payers: usize) -> Self {
         let ep = endpoint();
         let c = client(&ep);
         let (staging, warehouse) = (bucket(&c, "stg").await, bucket(&c, "wh").await);
         let mut sources = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..payers {
             sources.push(bucket(&c, "src").await);
         }
         let dir = tempfile::tempdir().unwrap();
-        let payers: Vec<(&str, &str)> = (0..2).map(|i| (PAYERS[i], sources[i].as_str())).collect();
+        let payers: Vec<(&str, &str)> = PAYERS
+            .iter()
+            .copied()
+            .zip(sources.iter().map(String::as_str))
+            .collect();
         let config = settings(dir.path(), &staging, &warehouse, &payers);
         let text = std::fs::read_to_string(&config).unwrap();
         std::fs::write(&config, text.replace("periods = 1\n", "periods = 2\n")).unwrap();
@@ -123,7 +130,7 @@ impl Fleet {
 
     /// Delivers every payer-period (again, once there is a delivery: a restatement).
     pub async fn deliver_all(&mut self) {
-        for payer in 0..2 {
+        for payer in 0..self.sources.len() {
             for period in PERIODS {
                 self.deliver(payer, period).await;
             }
@@ -143,9 +150,9 @@ impl Fleet {
         final_tables(&self.ep, &self.warehouse)
     }
 
-    /// The July run's arguments, both payers.
+    /// The July run's arguments, every payer.
     pub fn args(&self) -> Vec<&str> {
-        run_args(&self.config, &PAYERS[..2])
+        run_args(&self.config, &PAYERS[..self.sources.len()])
     }
 
     /// What a reader finds now: every payer-period's staged delivery and ledger are one

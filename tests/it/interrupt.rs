@@ -200,7 +200,7 @@ async fn sigterm_aborts_the_multipart_copy_in_flight() {
 /// the run exits 143 within ECS's stop timeout, and the next run does the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_while_publishing_finishes_that_period_whole_and_starts_no_other() {
-    let mut fleet = Fleet::new().await;
+    let mut fleet = Fleet::new(2).await;
     fleet.production_lease();
     fleet.deliver_all().await;
     let committing = Arc::new(AtomicBool::new(false));

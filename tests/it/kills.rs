@@ -18,7 +18,7 @@ const LONGEST: u64 = 3_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_killed_at_random_moments_never_show_readers_a_mix_and_then_converge() {
-    let mut fleet = Fleet::new().await;
+    let mut fleet = Fleet::new(2).await;
     fleet.deliver_all().await;
     let start: u64 = 0x005e_edc0_ffee;
     let mut seed = start;

@@ -20,6 +20,7 @@ mod key_names;
 mod kills;
 mod leases;
 mod legacy;
+mod noop;
 mod operator;
 mod ops;
 mod payers;

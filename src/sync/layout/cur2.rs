@@ -6,7 +6,9 @@
 
 use serde::Deserialize;
 
-use super::{DiscoverError, Layout, Listing, Named, SourcePeriod, read_manifest};
+use super::{
+    DiscoverError, Layout, Listing, Named, SourcePeriod, Stamp, latest_manifest, read_manifest,
+};
 use crate::storage::Location;
 use crate::task::BillingPeriod;
 
@@ -24,15 +26,33 @@ pub(super) fn recognises(top_level_folders: &[String]) -> bool {
     top_level_folders.iter().any(|f| f == "metadata")
 }
 
+/// The folder of a period's manifest.
+fn metadata(period: BillingPeriod) -> String {
+    format!("metadata/BILLING_PERIOD={period}")
+}
+
+/// Whether a key in the metadata folder is a manifest.
+fn is_manifest(key: &str) -> bool {
+    key.ends_with("Manifest.json")
+}
+
+/// The period's [`Stamp`]: its manifest's key and ETag, from one listing.
+pub(super) async fn stamp(
+    export: &Location,
+    period: BillingPeriod,
+) -> Result<Option<Stamp>, DiscoverError> {
+    let manifest = latest_manifest(export, &metadata(period), is_manifest).await?;
+    Ok(manifest.map(|m| Stamp::of(&m, &[])))
+}
+
 /// Lists one billing period and checks it against the period's manifest.
 pub(super) async fn discover(
     export: &Location,
     period: BillingPeriod,
 ) -> Result<SourcePeriod, DiscoverError> {
     let partition = format!("BILLING_PERIOD={period}");
-    let metadata = format!("metadata/{partition}");
     let listing = Listing::read(export, period, Layout::Cur2, "data", partition).await?;
-    let manifest = read_manifest(export, &metadata, |k| k.ends_with("Manifest.json")).await?;
+    let manifest = read_manifest(export, &metadata(period), is_manifest).await?;
     listing.against(
         export,
         manifest.map(|(file, m): (_, Manifest)| Named {

@@ -23,10 +23,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
 use super::{
-    DeliveryState, DiscoverError, Layout, Listing, ManifestFile, Named, SourcePeriod, TagColumn,
-    is_data_file, read_manifest,
+    DeliveryState, DiscoverError, Layout, Listing, ManifestFile, Named, SourcePeriod, Stamp,
+    TagColumn, is_data_file, latest_manifest, read_manifest,
 };
-use crate::storage::Location;
+use crate::storage::{Location, ObjectInfo};
 use crate::task::BillingPeriod;
 
 /// The folder holding the report-wide status file.
@@ -104,20 +104,42 @@ pub(super) fn always_has(column: &str) -> bool {
         .any(|family| column.starts_with(family))
 }
 
+/// Whether a key is a period's manifest: only one directly in its folder, as with "create
+/// new report versions" AWS also keeps older manifests in `<assemblyId>/` subfolders.
+fn is_manifest(key: &str) -> bool {
+    key.ends_with("-Manifest.json") && key.matches('/').count() == 1
+}
+
+/// The report's status files: the data files of its status folder.
+async fn status_files(export: &Location) -> Result<Vec<ObjectInfo>, DiscoverError> {
+    let mut files = export.list(STATUS_FOLDER).await?;
+    files.retain(|f| is_data_file(&f.key));
+    Ok(files)
+}
+
+/// The period's [`Stamp`]: its manifest's key and ETag and the status files', from two
+/// listings.
+pub(super) async fn stamp(
+    export: &Location,
+    period: BillingPeriod,
+) -> Result<Option<Stamp>, DiscoverError> {
+    let Some(manifest) = latest_manifest(export, &manifest_folder(period), is_manifest).await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Stamp::of(&manifest, &status_files(export).await?)))
+}
+
 /// Lists one billing period of a legacy report and checks it against the report's status
 /// and the period's manifest.
 pub(super) async fn discover(
     export: &Location,
     period: BillingPeriod,
 ) -> Result<SourcePeriod, DiscoverError> {
-    let updating = report_updating(export).await?;
-    // Only the manifest directly in the folder: with "create new report versions" AWS also
-    // keeps older manifests in `<assemblyId>/` subfolders.
+    let status = status_files(export).await?;
+    let updating = report_updating(export, &status).await?;
     let manifest: Option<(ManifestFile, Manifest)> =
-        read_manifest(export, &manifest_folder(period), |k| {
-            k.ends_with("-Manifest.json") && k.matches('/').count() == 1
-        })
-        .await?;
+        read_manifest(export, &manifest_folder(period), is_manifest).await?;
     if let Some((
         file,
         Manifest {
@@ -151,6 +173,9 @@ pub(super) async fn discover(
         .unwrap_or_default();
     let partition = format!("year={}/month={}", period.year(), period.month());
     let listing = Listing::read(export, period, Layout::Legacy, &report, partition).await?;
+    let stamp = manifest
+        .as_ref()
+        .map(|(file, _)| Stamp::of(&file.object, &status));
     let mut found = listing.against(
         export,
         manifest.map(|(file, m)| Named {
@@ -159,6 +184,7 @@ pub(super) async fn discover(
             delivery: m.assembly_id,
         }),
     )?;
+    found.stamp = stamp;
     if updating {
         found.state = DeliveryState::Updating {
             status: export.url().join(STATUS_FOLDER).to_string(),
@@ -178,12 +204,9 @@ fn is_report_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
 }
 
-/// True when any status file of the report says `UPDATING`.
-async fn report_updating(export: &Location) -> Result<bool, DiscoverError> {
-    for file in export.list(STATUS_FOLDER).await? {
-        if !is_data_file(&file.key) {
-            continue;
-        }
+/// True when any of the report's `status` files says `UPDATING`.
+async fn report_updating(export: &Location, status: &[ObjectInfo]) -> Result<bool, DiscoverError> {
+    for file in status {
         let bytes = export.read(&file.key).await?.unwrap_or_default();
         let statuses = statuses(bytes).map_err(|reason| DiscoverError::Status {
             url: export.url().join(&file.key).to_string(),

@@ -19,14 +19,14 @@ mod legacy;
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::storage::{Location, ObjectInfo, StorageError};
 use crate::task::BillingPeriod;
 
 /// How a payer's export is laid out in its bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// AWS Data Exports (CUR 2.0): `data/BILLING_PERIOD=YYYY-MM/` and `metadata/…Manifest.json`.
@@ -164,8 +164,44 @@ pub(super) struct SourcePeriod {
     pub(super) files: Vec<ObjectInfo>,
     /// The delivery's id (the manifest's id for it), when there is a manifest.
     pub(super) delivery: Option<String>,
+    /// What tells, without listing the data, whether the delivery changed; `None`
+    /// without a manifest.
+    pub(super) stamp: Option<Stamp>,
     /// Whether it can be staged.
     pub(super) state: DeliveryState,
+}
+
+/// What says whether a period's delivery changed without listing its data: the key and
+/// ETag of its manifest (and, for a legacy report, of its status files). AWS writes the
+/// manifest last, and anew with every delivery: while the stamp is the one recorded when
+/// the period was staged, so is the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Stamp(Vec<(String, Option<String>)>);
+
+impl Stamp {
+    /// The stamp of a manifest object, and of `others` that must not change either.
+    fn of(manifest: &ObjectInfo, others: &[ObjectInfo]) -> Self {
+        Self(
+            std::iter::once(manifest)
+                .chain(others)
+                .map(|o| (o.key.clone(), o.e_tag.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// A period's stamp as the export holds it now, in `layout` (never `Auto`: the one the
+/// period was staged from), in one listing (CUR 2.0) or two (legacy); `None` when it has
+/// no manifest.
+pub(super) async fn current_stamp(
+    export: &Location,
+    layout: Layout,
+    period: BillingPeriod,
+) -> Result<Option<Stamp>, DiscoverError> {
+    match layout {
+        Layout::Legacy => legacy::stamp(export, period).await,
+        Layout::Cur2 | Layout::Auto => cur2::stamp(export, period).await,
+    }
 }
 
 /// Lists one billing period of a payer's export in `layout` (`auto`: the one [`detect`]
@@ -278,16 +314,17 @@ impl Listing {
         export: &Location,
         manifest: Option<Named>,
     ) -> Result<SourcePeriod, DiscoverError> {
-        let (files, delivery, state) = match manifest {
+        let (files, delivery, stamp, state) = match manifest {
             Some(named) => {
                 let delivery = named.delivery.clone();
+                let stamp = Stamp::of(&named.manifest.object, &[]);
                 let (files, state) = against_manifest(self.files, named, &self.partition)?;
-                (files, delivery, state)
+                (files, delivery, Some(stamp), state)
             }
-            None if self.files.is_empty() => (self.files, None, DeliveryState::NoData),
+            None if self.files.is_empty() => (self.files, None, None, DeliveryState::NoData),
             None => {
                 tracing::warn!(source = %export.url(), period = %self.period, "no manifest: staging every data file in the period folder");
-                (self.files, None, DeliveryState::Ready)
+                (self.files, None, None, DeliveryState::Ready)
             }
         };
         Ok(SourcePeriod {
@@ -296,17 +333,18 @@ impl Listing {
             folder: self.folder,
             files,
             delivery,
+            stamp,
             state,
         })
     }
 }
 
-/// A period's manifest object: where it is, and when the store last wrote it.
+/// A period's manifest object: where it is, and the object as listed.
 struct ManifestFile {
     /// Its URL.
     url: String,
-    /// Its LastModified.
-    written: chrono::DateTime<chrono::Utc>,
+    /// The object (its key relative to the export root, ETag, LastModified).
+    object: ObjectInfo,
 }
 
 /// What a period's manifest says, whatever the layout.
@@ -319,20 +357,28 @@ struct Named {
     delivery: Option<String>,
 }
 
-/// The latest manifest in `folder` (the greatest key `is_manifest` accepts) and the
-/// object it was read from, if the export has one there.
-async fn read_manifest<M: DeserializeOwned>(
+/// The latest manifest object in `folder`: the greatest key `is_manifest` accepts.
+async fn latest_manifest(
     export: &Location,
     folder: &str,
-    is_manifest: impl Fn(&str) -> bool,
-) -> Result<Option<(ManifestFile, M)>, DiscoverError> {
-    let found = export
+    is_manifest: fn(&str) -> bool,
+) -> Result<Option<ObjectInfo>, DiscoverError> {
+    Ok(export
         .list(folder)
         .await?
         .into_iter()
         .filter(|o| is_manifest(&o.key))
-        .max_by(|a, b| a.key.cmp(&b.key));
-    let Some(found) = found else {
+        .max_by(|a, b| a.key.cmp(&b.key)))
+}
+
+/// The latest manifest in `folder` ([`latest_manifest`]) and the object it was read from,
+/// if the export has one there.
+async fn read_manifest<M: DeserializeOwned>(
+    export: &Location,
+    folder: &str,
+    is_manifest: fn(&str) -> bool,
+) -> Result<Option<(ManifestFile, M)>, DiscoverError> {
+    let Some(found) = latest_manifest(export, folder, is_manifest).await? else {
         return Ok(None);
     };
     let url = export.url().join(&found.key).to_string();
@@ -341,10 +387,7 @@ async fn read_manifest<M: DeserializeOwned>(
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    let file = ManifestFile {
-        url,
-        written: found.last_modified,
-    };
+    let file = ManifestFile { url, object: found };
     Ok(Some((file, manifest)))
 }
 
@@ -384,7 +427,7 @@ fn against_manifest(
         .collect();
     let newer: Vec<String> = files
         .iter()
-        .filter(|o| o.last_modified > named.manifest.written)
+        .filter(|o| o.last_modified > named.manifest.object.last_modified)
         .map(|o| o.key.clone())
         .collect();
     let state = if !missing.is_empty() {
