@@ -146,7 +146,10 @@ impl StagingRules {
     /// Whether a staged copy last compared in full at `synced_at` may go uncompared now.
     fn trusts(&self, synced_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
         let every = chrono::Duration::from_std(self.verify_every).unwrap_or(chrono::Duration::MAX);
-        !self.verify_every.is_zero() && synced_at.is_some_and(|t| now < t + every)
+        // Past the end of time (a duration chrono cannot add) is never reached.
+        let trusted_until = |t: DateTime<Utc>| t.checked_add_signed(every);
+        !self.verify_every.is_zero()
+            && synced_at.is_some_and(|t| trusted_until(t).is_none_or(|until| now < until))
     }
 
     /// Whether a full comparison that found the staged copy complete is worth recording,
@@ -629,6 +632,32 @@ mod tests {
             StageOutcome::Staged(delivery) => *delivery,
             other => panic!("not staged: {other:?}"),
         }
+    }
+
+    /// A full comparison is trusted for `verify_every`, then recorded again; with zero
+    /// (`--verify`) never trusted and never recorded (no ledger write on every run).
+    #[test]
+    fn verify_every_decides_trust_and_when_to_record() {
+        let rules = |hours: u64| StagingRules {
+            concurrency: 1,
+            lease_ttl: Duration::from_secs(60),
+            keep_superseded: Duration::ZERO,
+            verify_every: Duration::from_secs(hours * 3600),
+        };
+        let now = Utc::now();
+        let ago = |hours: i64| Some(now - chrono::Duration::hours(hours));
+        assert!(rules(24).trusts(ago(1), now) && !rules(24).records(ago(1), now));
+        assert!(!rules(24).trusts(ago(25), now) && rules(24).records(ago(25), now));
+        assert!(!rules(24).trusts(None, now) && rules(24).records(None, now));
+        for synced in [ago(0), ago(1000), None] {
+            assert!(!rules(0).trusts(synced, now) && !rules(0).records(synced, now));
+        }
+        // A setting past chrono's range trusts, and does not overflow.
+        let forever = StagingRules {
+            verify_every: Duration::MAX,
+            ..rules(1)
+        };
+        assert!(forever.trusts(ago(1000), now));
     }
 
     #[tokio::test]
