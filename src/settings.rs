@@ -20,7 +20,7 @@ use crate::report::{
 use crate::retry::RetryPolicy;
 use crate::storage::{Access, StoreUrl, Transfer, without_user_info};
 use crate::sync::StagingRules;
-use crate::values::{Refusal, lenient, parse_duration, refuse};
+use crate::values::{Refusal, duration_setting, lenient, refuse};
 use crate::warehouse::snowflake::SnowflakeProfile;
 use crate::warehouse::{WarehouseKind, WarehouseProfile, WarehouseSettings};
 
@@ -560,42 +560,31 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
             ..RetryPolicy::default()
         },
     };
-    let lease_ttl = match &p.lease_ttl {
-        None => default_lease_ttl(),
-        Some(text) => parse_duration(text)
-            .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(d))
-            .ok_or_else(|| {
-                invalid(
-                    "lease_ttl",
-                    &format!("\"{text}\""),
-                    "must be a duration such as 30s or 10m, from 1s to 24h",
-                )
-            })?,
-    };
-    let keep_superseded = match &p.keep_superseded {
-        None => default_keep_superseded(),
-        Some(text) => parse_duration(text)
-            .filter(|d| *d <= Duration::from_secs(30 * 86_400))
-            .ok_or_else(|| {
-                invalid(
-                    "keep_superseded",
-                    &format!("\"{text}\""),
-                    "must be a duration such as 0s, 15m or 1h, at most 30d",
-                )
-            })?,
-    };
-    let verify_every = match &p.verify_every {
-        None => default_verify_every(),
-        Some(text) => parse_duration(text)
-            .filter(|d| *d <= Duration::from_secs(365 * 86_400))
-            .ok_or_else(|| {
-                invalid(
-                    "verify_every",
-                    &format!("\"{text}\""),
-                    "must be a duration such as 0s, 6h or 24h, at most 365d",
-                )
-            })?,
-    };
+    const DAY: u64 = 86_400;
+    let lease_ttl = duration_setting(
+        "lease_ttl",
+        p.lease_ttl.as_deref(),
+        default_lease_ttl(),
+        Duration::from_secs(1)..=Duration::from_secs(DAY),
+        "must be a duration such as 30s or 10m, from 1s to 24h",
+    )
+    .map_err(refused)?;
+    let keep_superseded = duration_setting(
+        "keep_superseded",
+        p.keep_superseded.as_deref(),
+        default_keep_superseded(),
+        Duration::ZERO..=Duration::from_secs(30 * DAY),
+        "must be a duration such as 0s, 15m or 1h, at most 30d",
+    )
+    .map_err(refused)?;
+    let verify_every = duration_setting(
+        "verify_every",
+        p.verify_every.as_deref(),
+        default_verify_every(),
+        Duration::ZERO..=Duration::from_secs(365 * DAY),
+        "must be a duration such as 0s, 6h or 24h, at most 365d",
+    )
+    .map_err(refused)?;
     let staging_access = Access {
         region: p.staging_region,
         role_arn: p.staging_role_arn,
@@ -625,6 +614,7 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::parse_duration;
     use crate::warehouse::DEFAULT_KEEP_REPLACED;
 
     fn with_file(text: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, SettingsSource) {

@@ -32,6 +32,23 @@ pub(crate) fn refuse(key: &str, value: &str, reason: &str) -> Refusal {
     }
 }
 
+/// The duration setting `key` as written (`text`), `default` when it is absent; refused,
+/// with `rule` as the reason, when it does not parse or falls outside `range`.
+pub(crate) fn duration_setting(
+    key: &str,
+    text: Option<&str>,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    rule: &str,
+) -> Result<Duration, Refusal> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    parse_duration(text)
+        .filter(|d| range.contains(d))
+        .ok_or_else(|| refuse(key, &format!("\"{text}\""), rule))
+}
+
 /// `500ms`, `2s`, `1m`, `1h`, `7d` → a duration.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();

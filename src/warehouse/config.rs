@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::embedded::DEFAULT_KEEP_REPLACED;
 use super::snowflake::{SnowflakeProfile, SnowflakeSettings};
 use crate::storage::StoreUrl;
-use crate::values::{Refusal, parse_duration, refuse};
+use crate::values::{Refusal, duration_setting, refuse};
 
 /// Which warehouse runs the analytics, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,18 +65,13 @@ impl WarehouseProfile {
         match self.kind.unwrap_or_default() {
             WarehouseKind::Embedded => Ok(WarehouseSettings::Embedded {
                 dir: dir(self.dir)?,
-                keep_replaced: match &self.keep_replaced {
-                    None => DEFAULT_KEEP_REPLACED,
-                    Some(text) => parse_duration(text)
-                        .filter(|d| *d <= Duration::from_secs(365 * 86_400))
-                        .ok_or_else(|| {
-                            refuse(
-                                "keep_replaced",
-                                &format!("\"{text}\""),
-                                "must be a duration such as 0s, 12h or 7d, at most 365d",
-                            )
-                        })?,
-                },
+                keep_replaced: duration_setting(
+                    "keep_replaced",
+                    self.keep_replaced.as_deref(),
+                    DEFAULT_KEEP_REPLACED,
+                    Duration::ZERO..=Duration::from_secs(365 * 86_400),
+                    "must be a duration such as 0s, 12h or 7d, at most 365d",
+                )?,
             }),
             WarehouseKind::Snowflake => {
                 if !staging.as_str().starts_with("s3://") {

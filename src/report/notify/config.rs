@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::tls::TrustedCa;
 use crate::retry::RetryPolicy;
 use crate::secrets::SecretSetting;
-use crate::values::{Refusal, lenient, lenient_bool, parse_duration, refuse};
+use crate::values::{Refusal, duration_setting, lenient, lenient_bool, refuse};
 
 /// The longest wait between two attempts, however many retries are configured.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -102,22 +102,12 @@ pub(crate) fn resolve_notify(n: NotifyProfile) -> Result<NotifySettings, Refusal
                     value: Option<String>,
                     default: fn() -> Duration,
                     range: std::ops::RangeInclusive<Duration>| {
-        let Some(text) = value else {
-            return Ok(default());
-        };
-        parse_duration(&text)
-            .filter(|d| range.contains(d))
-            .ok_or_else(|| {
-                refuse(
-                    key,
-                    &format!("\"{text}\""),
-                    &format!(
-                        "must be a duration such as 500ms, 2s or 1m, from {:?} to {:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
+        let rule = format!(
+            "must be a duration such as 500ms, 2s or 1m, from {:?} to {:?}",
+            range.start(),
+            range.end()
+        );
+        duration_setting(key, value.as_deref(), default(), range, &rule)
     };
     let backoff = duration(
         "notify.backoff",
