@@ -77,6 +77,15 @@ impl PeriodListing {
         out
     }
 
+    /// The files of the superseded entries `names`, keyed relative to the payer-period
+    /// folder.
+    pub(super) fn files_of(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .flat_map(|name| self.others[name].iter().cloned())
+            .collect()
+    }
+
     /// When each superseded entry of the payer-period folder was first found superseded:
     /// as `recorded` says (a previous ledger's), or `now` for one no ledger recorded yet.
     /// Entries that are gone are dropped.

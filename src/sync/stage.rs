@@ -223,10 +223,8 @@ impl Compared {
 
     /// The files of superseded entries due by `now`.
     fn due_files(&self, keep: Duration, now: DateTime<Utc>) -> Vec<String> {
-        deliveries::due(&self.superseded(now), keep, now)
-            .iter()
-            .flat_map(|name| self.listing.others[name].iter().cloned())
-            .collect()
+        self.listing
+            .files_of(&deliveries::due(&self.superseded(now), keep, now))
     }
 }
 
@@ -260,7 +258,9 @@ impl PayerSync {
         intent: Intent,
     ) -> Result<StageOutcome, Error> {
         let payer = &self.payer;
-        if self.unchanged(period, intent).await? {
+        // Read once for the checks before the lease; read again under it.
+        let ledger = Ledger::read(&self.staging, payer, period).await?;
+        if self.unchanged(period, intent, ledger.as_ref()).await? {
             tracing::info!(%payer, %period, "Already synchronized");
             return Ok(StageOutcome::AlreadySynchronized);
         }
@@ -268,13 +268,13 @@ impl PayerSync {
         if let Some(reason) = self.not_ready(&discovered) {
             if intent == Intent::Analyse
                 && discovered.state.in_progress()
-                && let Some(delivery) = self.unanalysed(&discovered).await?
+                && let Some(delivery) = self.unanalysed(&discovered, ledger.as_ref()).await?
             {
                 return Ok(StageOutcome::Staged(delivery));
             }
             return Ok(StageOutcome::NotReady { reason });
         }
-        let compared = self.compare(&discovered).await?;
+        let compared = self.compare(&discovered, ledger).await?;
         let (keep, now) = (self.rules.keep_superseded, Utc::now());
         let settled = compared.staged_for(intent) && compared.swept(keep, now);
         let record = |ledger: &Ledger| self.record_due(ledger, &discovered, now);
@@ -291,7 +291,8 @@ impl PayerSync {
         // Another run may have changed the staged copy before the lease was ours.
         let compared = if self.lease.is_none() {
             self.lease = Some(Lease::acquire(&self.staging, payer, self.rules.lease_ttl).await?);
-            self.compare(&discovered).await?
+            let ledger = Ledger::read(&self.staging, payer, period).await?;
+            self.compare(&discovered, ledger).await?
         } else {
             compared
         };
@@ -406,17 +407,16 @@ impl PayerSync {
     /// the analytics failed) and the staged folder still holds exactly the files its
     /// ledger records: the final tables may hold that delivery in one table and the one
     /// before in another, and analysing it again makes them agree now, not once AWS has
-    /// finished writing. Taken under the lease, as publishing needs it.
+    /// finished writing. `ledger` is the one read before; the delivery is taken under the
+    /// lease, as publishing needs it.
     async fn unanalysed(
         &mut self,
         discovered: &SourcePeriod,
+        ledger: Option<&Ledger>,
     ) -> Result<Option<Box<StagedDelivery>>, Error> {
         let (payer, period) = (&self.payer, discovered.period);
         let unanalysed = |ledger: &Ledger| ledger.analytics_succeeded_at.is_none();
-        if !Ledger::read(&self.staging, payer, period)
-            .await?
-            .is_some_and(|l| unanalysed(&l))
-        {
+        if !ledger.is_some_and(unanalysed) {
             return Ok(None);
         }
         if self.lease.is_none() {
@@ -450,8 +450,13 @@ impl PayerSync {
     /// source still has, the analytics succeeded (unless only staging is asked for),
     /// nothing superseded is due for deletion, and the last full comparison is recent
     /// enough for `verify_every`.
-    async fn unchanged(&self, period: BillingPeriod, intent: Intent) -> Result<bool, Error> {
-        let Some(ledger) = Ledger::read(&self.staging, &self.payer, period).await? else {
+    async fn unchanged(
+        &self,
+        period: BillingPeriod,
+        intent: Intent,
+        ledger: Option<&Ledger>,
+    ) -> Result<bool, Error> {
+        let Some(ledger) = ledger else {
             return Ok(false);
         };
         let (Some(layout), Some(stamp)) = (ledger.layout, ledger.stamp.as_ref()) else {
@@ -478,13 +483,17 @@ impl PayerSync {
             || self.rules.records(ledger.synced_at, now)
     }
 
-    /// The period's ledger, and the source's delivery compared with its payer-period folder.
-    async fn compare(&self, discovered: &SourcePeriod) -> Result<Compared, Error> {
+    /// The source's delivery compared with its payer-period folder and the period's
+    /// `ledger`.
+    async fn compare(
+        &self,
+        discovered: &SourcePeriod,
+        ledger: Option<Ledger>,
+    ) -> Result<Compared, Error> {
         let period = period_folder(&self.payer, discovered.period);
         let name = deliveries::folder_name(&discovered.files);
         let period_folder = self.staging.child(&period);
         let listing = PeriodListing::split(period_folder.list("").await?, &name);
-        let ledger = Ledger::read(&self.staging, &self.payer, discovered.period).await?;
         let plan = plan(&discovered.files, &listing.current);
         Ok(Compared {
             folder: format!("{period}/{name}"),
@@ -556,10 +565,7 @@ impl PayerSync {
         let (payer, now) = (&self.payer, Utc::now());
         let mut superseded = compared.listing.superseded(&ledger.superseded, now);
         let due = deliveries::due(&superseded, self.rules.keep_superseded, now);
-        let files: Vec<String> = due
-            .iter()
-            .flat_map(|name| compared.listing.others[name].iter().cloned())
-            .collect();
+        let files = compared.listing.files_of(&due);
         let fence = self.fence();
         let deleted = delete_all(
             &compared.period_folder,

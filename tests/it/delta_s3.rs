@@ -47,6 +47,17 @@ pub fn run_args<'a>(config: &'a str, payers: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// [`settings`] for the first of [`PAYERS`], one for each of `sources`, each reading its
+/// bucket.
+pub fn fleet_settings(dir: &Path, staging: &str, warehouse: &str, sources: &[String]) -> String {
+    let payers: Vec<(&str, &str)> = PAYERS
+        .iter()
+        .copied()
+        .zip(sources.iter().map(String::as_str))
+        .collect();
+    settings(dir, staging, warehouse, &payers)
+}
+
 /// [`python`] with the S3 server's endpoint and credentials in the environment, as
 /// delta-rs reads them.
 pub fn python_on_s3(ep: &str, script: &str, args: &[&str]) -> String {
@@ -131,12 +142,7 @@ async fn s3_delta_tables_take_concurrent_payers_and_are_read_outside() {
         sources.push(source);
     }
     let dir = tempfile::tempdir().unwrap();
-    let payers: Vec<(&str, &str)> = PAYERS
-        .iter()
-        .copied()
-        .zip(sources.iter().map(String::as_str))
-        .collect();
-    let config = settings(dir.path(), &staging, &warehouse, &payers);
+    let config = fleet_settings(dir.path(), &staging, &warehouse, &sources);
 
     // Two runs at once, for different payers, into tables that do not exist yet: both
     // create and commit to the same three tables.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use curflow::generate::GenerateReport;
 
-use crate::delta_s3::{PAYERS, python_on_s3, run_args, settings};
+use crate::delta_s3::{PAYERS, fleet_settings, python_on_s3, run_args};
 use crate::s3_support::{
     bucket, client, endpoint, generate, ledger_keys, source_period, staged_period,
 };
@@ -91,12 +91,7 @@ impl Fleet {
             sources.push(bucket(&c, "src").await);
         }
         let dir = tempfile::tempdir().unwrap();
-        let payers: Vec<(&str, &str)> = PAYERS
-            .iter()
-            .copied()
-            .zip(sources.iter().map(String::as_str))
-            .collect();
-        let config = settings(dir.path(), &staging, &warehouse, &payers);
+        let config = fleet_settings(dir.path(), &staging, &warehouse, &sources);
         let text = std::fs::read_to_string(&config).unwrap();
         std::fs::write(&config, text.replace("periods = 1\n", "periods = 2\n")).unwrap();
         Self {

@@ -42,7 +42,7 @@ pub(super) async fn stamp(
     period: BillingPeriod,
 ) -> Result<Option<Stamp>, DiscoverError> {
     let manifest = latest_manifest(export, &metadata(period), is_manifest).await?;
-    Ok(manifest.map(|m| Stamp::of(&m, &[])))
+    Ok(manifest.map(|m| Stamp::of(&m)))
 }
 
 /// Lists one billing period and checks it against the period's manifest.

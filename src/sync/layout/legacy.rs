@@ -127,7 +127,9 @@ pub(super) async fn stamp(
     else {
         return Ok(None);
     };
-    Ok(Some(Stamp::of(&manifest, &status_files(export).await?)))
+    Ok(Some(
+        Stamp::of(&manifest).with(&status_files(export).await?),
+    ))
 }
 
 /// Lists one billing period of a legacy report and checks it against the report's status
@@ -173,9 +175,6 @@ pub(super) async fn discover(
         .unwrap_or_default();
     let partition = format!("year={}/month={}", period.year(), period.month());
     let listing = Listing::read(export, period, Layout::Legacy, &report, partition).await?;
-    let stamp = manifest
-        .as_ref()
-        .map(|(file, _)| Stamp::of(&file.object, &status));
     let mut found = listing.against(
         export,
         manifest.map(|(file, m)| Named {
@@ -184,7 +183,7 @@ pub(super) async fn discover(
             delivery: m.assembly_id,
         }),
     )?;
-    found.stamp = stamp;
+    found.stamp = found.stamp.map(|s| s.with(&status));
     if updating {
         found.state = DeliveryState::Updating {
             status: export.url().join(STATUS_FOLDER).to_string(),

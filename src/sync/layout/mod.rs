@@ -179,14 +179,16 @@ pub(super) struct SourcePeriod {
 pub(super) struct Stamp(Vec<(String, Option<String>)>);
 
 impl Stamp {
-    /// The stamp of a manifest object, and of `others` that must not change either.
-    fn of(manifest: &ObjectInfo, others: &[ObjectInfo]) -> Self {
-        Self(
-            std::iter::once(manifest)
-                .chain(others)
-                .map(|o| (o.key.clone(), o.e_tag.clone()))
-                .collect(),
-        )
+    /// The stamp of a manifest object.
+    fn of(manifest: &ObjectInfo) -> Self {
+        Self(vec![(manifest.key.clone(), manifest.e_tag.clone())])
+    }
+
+    /// This stamp, and `others` that must not change either.
+    fn with(mut self, others: &[ObjectInfo]) -> Self {
+        self.0
+            .extend(others.iter().map(|o| (o.key.clone(), o.e_tag.clone())));
+        self
     }
 }
 
@@ -317,7 +319,7 @@ impl Listing {
         let (files, delivery, stamp, state) = match manifest {
             Some(named) => {
                 let delivery = named.delivery.clone();
-                let stamp = Stamp::of(&named.manifest.object, &[]);
+                let stamp = Stamp::of(&named.manifest.object);
                 let (files, state) = against_manifest(self.files, named, &self.partition)?;
                 (files, delivery, Some(stamp), state)
             }
