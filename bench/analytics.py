@@ -2,7 +2,7 @@
 """Analytics benchmark: curflow's embedded warehouse against DuckDB running the same SQL
 (bench/duckdb_analytics.py) on the same staged Parquet files, side by side.
 
-  bench/analytics.py [--rows 1000000 10000000] [--rounds 5]
+  bench/analytics.py [--rows 1000000 10000000] [--rounds 5] [--memory-limit 2GiB]
 
 For each size, `curflow generate` writes one payer-month (cached under
 $BENCH_DIR/analytics, default ~/.cache/curflow/bench/analytics), and a first
@@ -83,7 +83,7 @@ def parquet_totals(out):
     return totals_of(con, lambda t: f"read_parquet('{out / (t + '.parquet')}')")
 
 
-def bench_size(curflow, rows, rounds, seed):
+def bench_size(curflow, rows, rounds, seed, memory_limit):
     base = generated(curflow, rows, seed)
     run_dir = base / "runs"
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
@@ -93,6 +93,7 @@ def bench_size(curflow, rows, rounds, seed):
 staging = "{run_dir}/staging"
 warehouse_dir = "{run_dir}/warehouse"
 periods = 1
+{f'memory_limit = "{memory_limit}"' if memory_limit else ""}
 [[local.payers]]
 payer_id = "{PAYER}"
 source = "{base}/source"
@@ -104,7 +105,8 @@ source = "{base}/source"
     print(f"staging {rows:,} rows (untimed first run) ...", flush=True)
     common.timed(run, env, log)
     ledger = run_dir / f"staging/_curflow/ledger/payer-{PAYER}/{PERIOD}.json"
-    staged = run_dir / f"staging/year=2025/month=7/payer-{PAYER}"
+    # The delivery's folder, as the ledger names it (relative to the staging root).
+    staged = run_dir / "staging" / json.loads(ledger.read_text())["folder"]
 
     def curflow_prepare(_round):
         state = json.loads(ledger.read_text())
@@ -131,13 +133,14 @@ def main():
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--memory-limit", help="curflow's memory_limit setting (default: curflow's own default)")
     args = ap.parse_args()
     common.require_peers()
     curflow = common.curflow_binary()
     results = []
     problems = []
     for rows in args.rows:
-        contenders = bench_size(curflow, rows, args.rounds, args.seed)
+        contenders = bench_size(curflow, rows, args.rounds, args.seed, args.memory_limit)
         results.append((rows, contenders))
         problems += [f"{rows:,} rows: {p}" for p in common.same_outputs(contenders, same_totals)]
         print(f"{rows:,} rows: totals {json.dumps(contenders[0].outputs[0])}", flush=True)

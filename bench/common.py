@@ -8,6 +8,7 @@ maximum resident set size of the process.
 """
 import operator
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(os.environ.get("BENCH_DIR", Path.home() / ".cache/curflow/bench"))
 VENV_BIN = BENCH_DIR / "venv/bin"
 S3S_FS = BENCH_DIR / "cargo/bin/s3s-fs"
+# An access-log line of the server: `127.0.0.1 - - [date] "GET /bucket?... HTTP/1.1" 200 -`.
+REQUEST_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)*(?:GET|PUT|POST|HEAD|DELETE) \S+ HTTP/1\.1')
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -88,6 +91,23 @@ class S3Server:
         self.proc.terminate()
         self.proc.wait()
 
+    def requests(self):
+        """Requests the server has answered so far, from its access log (one line per
+        request, retries included): the count a proxy in front of it would see, without a
+        proxy's delay in every timed run. moto only; None for s3s-fs, which logs none."""
+        if self.kind != "moto":
+            return None
+        count = lambda: sum(1 for line in self.data.with_suffix(".log").read_text(errors="replace").splitlines()
+                            if REQUEST_LINE.search(line))
+        # The server logs a request after answering it: wait until the count stands still.
+        seen = count()
+        while True:
+            time.sleep(0.2)
+            now = count()
+            if now == seen:
+                return now
+            seen = now
+
     def version(self):
         if self.kind == "s3s-fs":
             return subprocess.run([str(S3S_FS), "--version"], capture_output=True, text=True).stdout.strip()
@@ -109,6 +129,7 @@ class Sample:
     wall: float
     cpu: float
     peak_mib: float
+    requests: int = None
 
 
 def timed(cmd, env=None, log=None):
@@ -138,20 +159,25 @@ class Contender:
     outputs: list = field(default_factory=list)
 
 
-def side_by_side(contenders, rounds, warmup=1, log=None):
+def side_by_side(contenders, rounds, warmup=1, log=None, server=None):
     """`warmup` uncounted rounds, then `rounds` counted ones; in each round every contender
-    runs once, the order rotating from round to round."""
+    runs once, the order rotating from round to round. With `server`, each sample also
+    holds the requests the server answered during the timed run."""
     for r in range(warmup + rounds):
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for c in order:
             cmd, env = c.prepare(r)
+            before = server.requests() if server else None
             sample = timed(cmd, env, log)
+            if before is not None:
+                sample.requests = server.requests() - before
             if r >= warmup:
                 c.samples.append(sample)
             if c.check:
                 c.outputs.append(c.check(r))
             print(f"  round {r + 1 - warmup if r >= warmup else 'warm-up'}: {c.name:<10} "
-                  f"{sample.wall:8.2f} s {sample.cpu:8.2f} s CPU {sample.peak_mib:8.0f} MiB", flush=True)
+                  f"{sample.wall:8.2f} s {sample.cpu:8.2f} s CPU {sample.peak_mib:8.0f} MiB"
+                  + (f" {sample.requests:8d} requests" if sample.requests is not None else ""), flush=True)
 
 
 def median_wall(c):
@@ -164,6 +190,12 @@ def median_cpu(c):
 
 def median_peak(c):
     return statistics.median(s.peak_mib for s in c.samples)
+
+
+def median_requests(c):
+    """The median requests of the counted runs, or None when the server does not log them."""
+    counts = [s.requests for s in c.samples if s.requests is not None]
+    return statistics.median(counts) if counts else None
 
 
 def ratio_range(ours, theirs, figure):

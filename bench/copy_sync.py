@@ -13,9 +13,10 @@ without the analytics, which the peers do not do).
 `noop`: the same with every object already staged by each tool: a run that has nothing to
 copy (curflow `run --stage-only`, `s5cmd sync`, `rclone sync`, `aws s3 sync`).
 
-Prints each run, then a table: median seconds, objects/s, MB/s, peak memory, and curflow's
-time over each peer's (median and range of the per-round ratios); CPU s is the tool's own
-user + system time. Exits 1 when a tool's
+Prints each run, then a table: median seconds, objects/s, MB/s, peak memory, requests the
+server answered (from moto's access log, retries included), and curflow's time over each
+peer's (median and range of the per-round ratios); CPU s is the tool's own user + system
+time. Exits 1 when a tool's
 destination differs from curflow's (names, sizes, ETags) or when any run fails.
 Run bench/setup.sh first; the curflow binary comes from $BENCH_CURFLOW_BIN or
 $CARGO_TARGET_DIR/release/curflow.
@@ -153,8 +154,11 @@ def report(contenders, objects, total_bytes, what):
     rows = []
     for c in contenders:
         wall = common.median_wall(c)
+        requests = common.median_requests(c)
         row = [c.name, f"{wall:.2f}", f"{objects / wall:,.0f}" if objects / wall >= 10 else f"{objects / wall:.2f}", f"{total_bytes / 1e6 / wall:,.0f}",
-               f"{common.median_cpu(c):.2f}", f"{common.median_peak(c):.0f}"]
+               f"{common.median_cpu(c):.2f}", f"{common.median_cpu(c) * 1000 / objects:.2f}", f"{common.median_peak(c):.0f}",
+               "-" if requests is None else f"{requests:,.0f}",
+               "-" if requests is None else f"{requests / objects:.2f}"]
         if c is ours:
             row.append("1")
         else:
@@ -162,7 +166,8 @@ def report(contenders, objects, total_bytes, what):
             row.append(f"{med:.2f} ({lo:.2f}-{hi:.2f})")
         rows.append(row)
     print(f"\n{what}: {objects} objects, {total_bytes / 2**20:,.0f} MiB, median of {len(ours.samples)} rounds")
-    common.print_table(["tool", "seconds", "objects/s", "MB/s", "CPU s", "peak MiB", "curflow time / tool time"], rows)
+    common.print_table(["tool", "seconds", "objects/s", "MB/s", "CPU s", "CPU s / 1000 objects", "peak MiB",
+                        "requests", "requests / object", "curflow time / tool time"], rows)
 
 
 def main():
@@ -213,7 +218,7 @@ def main():
                 common.timed(cmd, env, log)
                 staged[c.name] = c.check(0)
                 c.outputs.clear()
-        common.side_by_side(contenders, args.rounds, warmup=args.warmup, log=log)
+        common.side_by_side(contenders, args.rounds, warmup=args.warmup, log=log, server=server)
         report(contenders, objects, objects * size, "copy" if args.mode == "copy" else "no-op run")
         problems = []
         if args.mode == "noop":

@@ -2,18 +2,22 @@
 //!
 //! This is the only module that knows the order of the stages. Everything that can be
 //! refused (an unknown payer, a bad source URL) is refused before the first byte moves.
-//! A failure in one payer-period is recorded and the run goes on with the next; the final
-//! [`RunReport`] decides the exit code. A signal ([`Shutdown`]) stops the run between
-//! payer-periods, or the one being staged at once; analytics that have started finish.
+//! Payers run side by side (`payer_concurrency`), each its periods in order; as many
+//! payer-periods are analysed at once as the warehouse takes. A failure in one
+//! payer-period is recorded and the run goes on with the next; the final [`RunReport`], in
+//! the task's order of payers, decides the exit code. A signal ([`Shutdown`]) stops the
+//! run between payer-periods, or the one being staged at once; analytics that have
+//! started finish, and those waiting their turn do not start.
 
 use chrono::Utc;
+use futures::StreamExt;
 
 use crate::payers::{self, PayerConfig, Selection};
 use crate::report::{PeriodOutcome, PeriodReport, RunReport};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::storage::{Location, StorageError};
-use crate::sync::{self, Intent, PayerSync, StageOutcome};
+use crate::sync::{self, Intent, PayerSync, StageOutcome, StagingRules};
 use crate::task::{BillingPeriod, PayerChoice, TaskInput};
 use crate::warehouse::{
     self, AnalyticsOutcome, PayerTable, StagedPeriod, Warehouse, WarehouseError,
@@ -107,44 +111,37 @@ async fn run_with<W: Warehouse + PayerTable>(
         &settings.transfer,
     )
     .await?;
-    let mut periods = Vec::new();
     let run = RunContext {
         warehouse,
         settings,
         mode,
         shutdown,
+        staging,
+        rules: settings.staging_rules(),
+        periods: task.periods(settings.periods),
+        analyses: tokio::sync::Semaphore::new(
+            warehouse
+                .analyses_at_once()
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ),
     };
-    for source in &sources {
-        let mut payer_sync = PayerSync::new(
-            source.config.payer_id.clone(),
-            source.export.clone(),
-            source.config.layout,
-            staging.clone(),
-            settings.staging_rules(),
-        );
-        for period in task.periods(settings.periods) {
-            let payer = source.config.payer_id.clone();
-            let started = std::time::Instant::now();
-            let outcome = match shutdown.signal() {
-                Some(_) => PeriodOutcome::Interrupted,
-                None => process_period(&run, &mut payer_sync, period)
-                    .await
-                    .unwrap_or_else(|error| {
-                        tracing::error!(%payer, %period, error = %error, "payer-period failed");
-                        PeriodOutcome::Failed {
-                            error: error_chain(&error),
-                        }
-                    }),
-            };
-            periods.push(PeriodReport {
-                payer,
-                period,
-                outcome,
-                duration: started.elapsed(),
-            });
-        }
-        payer_sync.release().await;
-    }
+    // Payers run side by side, each its periods in order. Whichever finishes first, the
+    // reports keep the task's order of payers (summary, metrics, notification), and a
+    // slow payer holds only its own place: `buffer_unordered`, then sorted.
+    let mut by_payer: Vec<(usize, Vec<PeriodReport>)> = futures::stream::iter(sources.iter())
+        .enumerate()
+        .map(|(index, source)| {
+            let run = &run;
+            async move { (index, process_payer(run, source).await) }
+        })
+        .buffer_unordered(settings.payer_concurrency.max(1))
+        .collect()
+        .await;
+    by_payer.sort_by_key(|(index, _)| *index);
+    let periods = by_payer
+        .into_iter()
+        .flat_map(|(_, reports)| reports)
+        .collect();
     // Uploads a signal cut short are aborted before the run reports.
     crate::storage::cleanup::finish(CLEANUP_WAIT).await;
     Ok(RunReport {
@@ -254,13 +251,58 @@ enum PeriodError {
     Warehouse(#[from] WarehouseError),
 }
 
-/// What every payer-period of a run shares: the warehouse, the settings, the mode and
-/// what stops it.
+/// What every payer-period of a run shares: the warehouse, the settings, the mode, what
+/// stops it, the staging store with its rules (and their run-wide transfer cap), and the
+/// billing periods each payer covers.
 struct RunContext<'a, W: ?Sized> {
     warehouse: &'a W,
     settings: &'a Settings,
     mode: Mode,
     shutdown: &'a Shutdown,
+    staging: Location,
+    rules: StagingRules,
+    periods: Vec<BillingPeriod>,
+    /// Turns to analyse: [`Warehouse::analyses_at_once`] of them.
+    analyses: tokio::sync::Semaphore,
+}
+
+/// One payer's periods, in order, each isolated: a failed period is reported and the next
+/// one goes on. The payer's lease is released at the end.
+async fn process_payer<W: Warehouse + ?Sized>(
+    run: &RunContext<'_, W>,
+    source: &Source,
+) -> Vec<PeriodReport> {
+    let payer = &source.config.payer_id;
+    let mut payer_sync = PayerSync::new(
+        payer.clone(),
+        source.export.clone(),
+        source.config.layout,
+        run.staging.clone(),
+        run.rules.clone(),
+    );
+    let mut reports = Vec::new();
+    for &period in &run.periods {
+        let started = std::time::Instant::now();
+        let outcome = match run.shutdown.signal() {
+            Some(_) => PeriodOutcome::Interrupted,
+            None => process_period(run, &mut payer_sync, period)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%payer, %period, error = %error, "payer-period failed");
+                    PeriodOutcome::Failed {
+                        error: error_chain(&error),
+                    }
+                }),
+        };
+        reports.push(PeriodReport {
+            payer: payer.clone(),
+            period,
+            outcome,
+            duration: started.elapsed(),
+        });
+    }
+    payer_sync.release().await;
+    reports
 }
 
 /// One payer-period: sync stages it, the warehouse analyses what was staged (or, for an
@@ -306,9 +348,11 @@ async fn process_period<W: Warehouse + ?Sized>(
         layout: delivery.layout,
         fence: delivery.fence.clone(),
     };
-    // From here on the period is published whole or not at all: a signal that came while
-    // it was staged stops it before the warehouse is touched, and one that comes later
+    // Its turn at the warehouse; the semaphore is never closed. From here on the period
+    // is published whole or not at all: a signal that came while it was staged or waited
+    // for its turn stops it before the warehouse is touched, and one that comes later
     // lets it finish.
+    let _turn = run.analyses.acquire().await;
     if run.shutdown.signal().is_some() {
         return Ok(PeriodOutcome::Interrupted);
     }

@@ -19,7 +19,7 @@ use crate::report::{
 };
 use crate::retry::RetryPolicy;
 use crate::storage::{Access, StoreUrl, Transfer, without_user_info};
-use crate::sync::StagingRules;
+use crate::sync::{StagingRules, Transfers};
 use crate::values::{Refusal, duration_setting, lenient, refuse};
 use crate::warehouse::snowflake::SnowflakeProfile;
 use crate::warehouse::{WarehouseKind, WarehouseProfile, WarehouseSettings};
@@ -90,8 +90,12 @@ pub struct Settings {
     pub staging: StoreUrl,
     /// The warehouse backend.
     pub warehouse: WarehouseSettings,
-    /// How many objects are copied at once.
+    /// How many objects are copied at once for one payer-period.
     pub concurrency: usize,
+    /// How many payers are processed at once.
+    pub payer_concurrency: usize,
+    /// How many objects are copied or deleted at once across all payers of a run.
+    pub total_concurrency: usize,
     /// How many billing periods a run covers: the task month and the ones before it.
     pub periods: u32,
     /// The cost allocation tag that names an application (CUR 2.0 `resource_tags` key).
@@ -146,10 +150,11 @@ impl Settings {
         self
     }
 
-    /// How each payer's staging session works.
+    /// How each payer's staging session works. Call it once per run: the payers given
+    /// clones of the one value share its run-wide transfer cap.
     pub fn staging_rules(&self) -> StagingRules {
         StagingRules {
-            concurrency: self.concurrency,
+            transfers: Transfers::new(self.concurrency, self.total_concurrency),
             lease_ttl: self.lease_ttl,
             keep_superseded: self.keep_superseded,
             verify_every: self.verify_every,
@@ -173,9 +178,18 @@ struct Profile {
     warehouse_dir: Option<String>,
     /// See [`WarehouseProfile`].
     keep_replaced: Option<String>,
-    /// Objects copied in parallel, 1–1024. Default: 16.
+    /// See [`WarehouseProfile`].
+    memory_limit: Option<String>,
+    /// Objects copied in parallel for one payer-period, 1–1024. Default: 16.
     #[serde(default, deserialize_with = "lenient")]
     concurrency: Option<u64>,
+    /// Payers processed at once, 1–256. Default: twice the CPUs, 2–16.
+    #[serde(default, deserialize_with = "lenient")]
+    payer_concurrency: Option<u64>,
+    /// Objects copied or deleted at once across every payer of a run, 1–4096.
+    /// Default: 64.
+    #[serde(default, deserialize_with = "lenient")]
+    total_concurrency: Option<u64>,
     /// Billing periods per run (task month and earlier), 1–36. Default: 2.
     #[serde(default, deserialize_with = "lenient")]
     periods: Option<u64>,
@@ -222,6 +236,15 @@ struct Profile {
 
 fn default_concurrency() -> u64 {
     16
+}
+/// Payers spend most of a run waiting on their stores, so twice the CPUs keeps the
+/// machine busy; the analytics of the embedded warehouse run one at a time anyway.
+fn default_payer_concurrency() -> u64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    (2 * cpus).clamp(2, 16)
+}
+fn default_total_concurrency() -> u64 {
+    64
 }
 /// How many billing periods a run may cover, from the profile's `periods` and from
 /// `--periods` alike: 1 is the task month alone (a restatement of the month before then
@@ -468,19 +491,34 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         snowflake: p.snowflake,
         dir: p.warehouse_dir,
         keep_replaced: p.keep_replaced,
+        memory_limit: p.memory_limit,
     }
     .resolve(&staging, |dir| {
         url("warehouse_dir", dir, default_local_warehouse_dir)
     })
     .map_err(refused)?;
-    let concurrency = p.concurrency.unwrap_or_else(default_concurrency);
-    if !(1..=1024).contains(&concurrency) {
-        return Err(invalid(
-            "concurrency",
-            &concurrency.to_string(),
-            "must be 1-1024",
-        ));
-    }
+    // A number of things at once, from 1 to `most`.
+    let at_once = |key: &str, value: Option<u64>, default: fn() -> u64, most: u64| {
+        let v = value.unwrap_or_else(default);
+        if (1..=most).contains(&v) {
+            Ok(v as usize)
+        } else {
+            Err(invalid(key, &v.to_string(), &format!("must be 1-{most}")))
+        }
+    };
+    let concurrency = at_once("concurrency", p.concurrency, default_concurrency, 1024)?;
+    let payer_concurrency = at_once(
+        "payer_concurrency",
+        p.payer_concurrency,
+        default_payer_concurrency,
+        256,
+    )?;
+    let total_concurrency = at_once(
+        "total_concurrency",
+        p.total_concurrency,
+        default_total_concurrency,
+        4096,
+    )?;
     let periods = p.periods.unwrap_or_else(default_periods);
     if !PERIODS.contains(&periods) {
         return Err(invalid("periods", &periods.to_string(), PERIODS_RULE));
@@ -548,7 +586,7 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         ));
     }
     let transfer = Transfer {
-        concurrency: concurrency as usize,
+        concurrency,
         multipart_threshold: mib(
             "multipart_threshold_mib",
             p.multipart_threshold_mib,
@@ -596,7 +634,9 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         env: env.to_owned(),
         staging,
         warehouse,
-        concurrency: concurrency as usize,
+        concurrency,
+        payer_concurrency,
+        total_concurrency,
         periods: periods as u32,
         application_tag,
         on_sql_error: p.on_sql_error.unwrap_or_default(),
@@ -685,6 +725,39 @@ mod tests {
             let (_dir, src) = with_file(&format!("[local]\nkeep_replaced = \"{text}\"\n"), &[]);
             let err = src.load("local").unwrap_err().to_string();
             assert!(err.contains("keep_replaced") && err.contains(text), "{err}");
+        }
+    }
+
+    #[test]
+    fn memory_limit_is_a_bounded_size_and_the_concurrencies_bounded_counts() {
+        let memory = |text: &str| {
+            let (_dir, src) = with_file(&format!("[local]\nmemory_limit = \"{text}\"\n"), &[]);
+            src.load("local").map(|s| match s.warehouse {
+                WarehouseSettings::Embedded { memory_limit, .. } => memory_limit,
+                WarehouseSettings::Snowflake(_) => unreachable!("local is embedded"),
+            })
+        };
+        assert_eq!(memory("512MiB").unwrap(), 512 << 20);
+        assert_eq!(memory("4GiB").unwrap(), 4 << 30);
+        for text in ["2GB", "1MiB", "2TiB", "lots"] {
+            let err = memory(text).unwrap_err().to_string();
+            assert!(err.contains("memory_limit") && err.contains(text), "{err}");
+        }
+        let local = SettingsSource::default().load("local").unwrap();
+        match local.warehouse {
+            WarehouseSettings::Embedded { memory_limit, .. } => assert_eq!(memory_limit, 2 << 30),
+            WarehouseSettings::Snowflake(_) => unreachable!("local is embedded"),
+        }
+        assert!((2..=16).contains(&local.payer_concurrency));
+        assert_eq!(local.total_concurrency, 64);
+        for (key, refused) in [
+            ("payer_concurrency", "0"),
+            ("payer_concurrency", "257"),
+            ("total_concurrency", "4097"),
+        ] {
+            let (_dir, src) = with_file(&format!("[local]\n{key} = {refused}\n"), &[]);
+            let err = src.load("local").unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(refused), "{err}");
         }
     }
 

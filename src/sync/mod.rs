@@ -18,7 +18,7 @@ mod plan;
 pub mod progress;
 mod stage;
 
-pub use copy::CopyError;
+pub use copy::{CopyError, Transfers};
 pub use layout::{DiscoverError, Layout, TagColumn};
 pub use lease::{Fence, LeaseError};
 pub use ledger::LedgerError;

@@ -4,15 +4,19 @@
 //! stderr is a terminal and logs are text. Log lines are spaced at least
 //! [`LOG_EVERY`] apart so a large period does not flood a log pipeline.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::task::{BillingPeriod, PayerId};
 
 static BARS: AtomicBool = AtomicBool::new(false);
+
+/// Where every bar is drawn: payers copy side by side, each period's bar on a line of its
+/// own, instead of several bars overwriting one line.
+static DRAWN: LazyLock<MultiProgress> = LazyLock::new(MultiProgress::new);
 
 /// The shortest interval between two progress log lines.
 pub const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -36,7 +40,7 @@ pub(super) struct Progress {
 impl Progress {
     pub(super) fn new(payer: &PayerId, period: BillingPeriod, files: usize, bytes: u64) -> Self {
         let bar = BARS.load(Ordering::Relaxed).then(|| {
-            let bar = ProgressBar::new(bytes);
+            let bar = DRAWN.add(ProgressBar::new(bytes));
             if let Ok(style) = ProgressStyle::with_template(
                 "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             ) {
@@ -97,6 +101,7 @@ impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            DRAWN.remove(bar);
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::copy::{copy_all, delete_all};
+use super::copy::{Transfers, copy_all, delete_all};
 use super::deliveries::{self, PeriodListing};
 use super::layout::{self, DeliveryState, Layout, SourcePeriod};
 use super::lease::{Fence, Lease};
@@ -128,11 +128,12 @@ impl StagedDelivery {
     }
 }
 
-/// How every payer's staging session works (from the settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How every payer's staging session works (from the settings). The payers of one run
+/// share one value's clones, and with them the run-wide cap of [`Transfers`].
+#[derive(Debug, Clone)]
 pub struct StagingRules {
-    /// Transfers at a time, per payer.
-    pub concurrency: usize,
+    /// Transfers at a time, per payer-period and across the run.
+    pub transfers: Transfers,
     /// The payer lease's time-to-live (renewed while held).
     pub lease_ttl: Duration,
     /// How long a superseded delivery stays for its readers.
@@ -519,12 +520,12 @@ impl PayerSync {
             &source,
             &staged,
             &plan.copies,
-            self.rules.concurrency,
+            &self.rules.transfers,
             (payer, period),
             &fence,
         )
         .await?;
-        let deleted = delete_all(&staged, &plan.deletes, self.rules.concurrency, &fence).await?;
+        let deleted = delete_all(&staged, &plan.deletes, &self.rules.transfers, &fence).await?;
         let counts = SyncCounts {
             copied_files: copied.files,
             copied_bytes: copied.bytes,
@@ -570,7 +571,7 @@ impl PayerSync {
         let deleted = delete_all(
             &compared.period_folder,
             &files,
-            self.rules.concurrency,
+            &self.rules.transfers,
             &fence,
         )
         .await?;
@@ -618,7 +619,7 @@ mod tests {
             Layout::Auto,
             staging.clone(),
             StagingRules {
-                concurrency: 4,
+                transfers: Transfers::new(4, 4),
                 lease_ttl: Duration::from_secs(60),
                 keep_superseded: keep,
                 verify_every: Duration::from_secs(3600),
@@ -645,7 +646,7 @@ mod tests {
     #[test]
     fn verify_every_decides_trust_and_when_to_record() {
         let rules = |hours: u64| StagingRules {
-            concurrency: 1,
+            transfers: Transfers::new(1, 1),
             lease_ttl: Duration::from_secs(60),
             keep_superseded: Duration::ZERO,
             verify_every: Duration::from_secs(hours * 3600),

@@ -35,8 +35,14 @@ pub enum BackendTable {
 /// when its location cannot be opened or its credentials cannot be read or used.
 pub async fn open(settings: &WarehouseSettings) -> Result<Backend, WarehouseError> {
     Ok(match settings {
-        WarehouseSettings::Embedded { dir, keep_replaced } => Backend::Embedded(
-            Embedded::new(Location::open(dir, None).await?).keep_replaced(*keep_replaced),
+        WarehouseSettings::Embedded {
+            dir,
+            keep_replaced,
+            memory_limit,
+        } => Backend::Embedded(
+            Embedded::new(Location::open(dir, None).await?)
+                .keep_replaced(*keep_replaced)
+                .memory_limit(*memory_limit),
         ),
         WarehouseSettings::Snowflake(snowflake) => {
             Backend::Snowflake(Snowflake::connect(snowflake).await?)
@@ -60,6 +66,13 @@ pub async fn payer_table_for_writing(
 
 impl Warehouse for Backend {
     type Table = BackendTable;
+
+    fn analyses_at_once(&self) -> usize {
+        match self {
+            Backend::Embedded(w) => w.analyses_at_once(),
+            Backend::Snowflake(w) => w.analyses_at_once(),
+        }
+    }
 
     async fn register_period(&self, staged: &StagedPeriod) -> Result<BackendTable, WarehouseError> {
         Ok(match self {

@@ -1,15 +1,15 @@
 //! Which warehouse a profile uses, and its settings: the profile keys `warehouse`,
-//! `warehouse_dir`, `keep_replaced` and the `[<env>.snowflake]` table, validated here so
+//! `warehouse_dir`, `keep_replaced`, `memory_limit` and the `[<env>.snowflake]` table, validated here so
 //! that nothing outside `warehouse/` knows the backends apart.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::embedded::DEFAULT_KEEP_REPLACED;
+use super::embedded::{DEFAULT_KEEP_REPLACED, DEFAULT_MEMORY_LIMIT};
 use super::snowflake::{SnowflakeProfile, SnowflakeSettings};
 use crate::storage::StoreUrl;
-use crate::values::{Refusal, duration_setting, refuse};
+use crate::values::{Refusal, duration_setting, refuse, size_setting};
 
 /// Which warehouse runs the analytics, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub enum WarehouseSettings {
         /// How long files a run replaced in a final table stay before a later run deletes
         /// them (readers that started earlier, time travel).
         keep_replaced: Duration,
+        /// Bytes the analytics' operators (joins, aggregations, sorts) may hold before
+        /// they spill to disk.
+        memory_limit: u64,
     },
     /// Snowflake over the SQL API; final tables in its database and schema.
     Snowflake(Box<SnowflakeSettings>),
@@ -51,6 +54,9 @@ pub(crate) struct WarehouseProfile {
     /// `keep_replaced`: how long files a run replaced in a final table stay (`0s`, `12h`,
     /// `7d`), 0s-365d. Default: `7d`.
     pub(crate) keep_replaced: Option<String>,
+    /// `memory_limit`: what the embedded analytics may hold in memory before spilling to
+    /// disk (`512MiB`, `4GiB`), 64MiB-1TiB. Default: `2GiB`.
+    pub(crate) memory_limit: Option<String>,
 }
 
 impl WarehouseProfile {
@@ -71,6 +77,13 @@ impl WarehouseProfile {
                     DEFAULT_KEEP_REPLACED,
                     Duration::ZERO..=Duration::from_secs(365 * 86_400),
                     "must be a duration such as 0s, 12h or 7d, at most 365d",
+                )?,
+                memory_limit: size_setting(
+                    "memory_limit",
+                    self.memory_limit.as_deref(),
+                    DEFAULT_MEMORY_LIMIT,
+                    64 << 20..=1 << 40,
+                    "must be a size such as 512MiB or 4GiB (binary units), from 64MiB to 1TiB",
                 )?,
             }),
             WarehouseKind::Snowflake => {

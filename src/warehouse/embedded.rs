@@ -2,6 +2,7 @@
 //! as Delta Lake tables (see [`super::delta`]), one per entry of [`super::tables`], each
 //! filled by its own DataFusion-dialect SQL file.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::functions_nested::map::map;
 use datafusion::prelude::{Expr, SessionConfig, SessionContext, col, ident, lit};
@@ -40,12 +43,21 @@ const CUR_TABLE: &str = "cur_line_items";
 pub struct Embedded {
     dir: Location,
     keep_replaced: Duration,
+    memory_limit: u64,
 }
 
 /// How long files a run replaced in a final table stay, unless the settings say otherwise:
 /// Delta's own default, long enough for any reader that started before the replacement
 /// and for a week of time travel.
 pub const DEFAULT_KEEP_REPLACED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What the analytics' operators may hold in memory before they spill to disk, unless the
+/// settings say otherwise: 2 GiB, which a 10⁸-row payer-month fits within
+/// (docs/benchmarks.md) and a 4 GiB container leaves room around.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
+
+/// The largest consumers of the memory pool an out-of-memory error names.
+const CONSUMERS_NAMED: usize = 5;
 
 /// A DataFusion session holding one staged payer-period as `cur_line_items`.
 pub struct EmbeddedTable {
@@ -59,6 +71,7 @@ impl Embedded {
         Self {
             dir,
             keep_replaced: DEFAULT_KEEP_REPLACED,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -66,6 +79,14 @@ impl Embedded {
     /// the table after `keep` has passed (see [`delta::remove_replaced`]).
     pub fn keep_replaced(mut self, keep: Duration) -> Self {
         self.keep_replaced = keep;
+        self
+    }
+
+    /// The analytics' joins, aggregations and sorts hold at most `bytes` between them,
+    /// spilling to the OS's temporary directory beyond: a larger month is slower, not an
+    /// out-of-memory kill.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
         self
     }
 
@@ -436,12 +457,30 @@ impl WasteReader for Embedded {
 impl Warehouse for Embedded {
     type Table = EmbeddedTable;
 
+    /// One: DataFusion already spreads one analysis over every core, and two at once
+    /// would only need twice the memory (`memory_limit` holds for one).
+    fn analyses_at_once(&self) -> usize {
+        1
+    }
+
     async fn register_period(
         &self,
         staged: &StagedPeriod,
     ) -> Result<EmbeddedTable, WarehouseError> {
         let config = SessionConfig::new().with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        // One pool for the session's operators, shared fairly among those that can spill
+        // (sorts, aggregations); an operator that cannot spill and finds the pool full
+        // fails the statement, naming the largest consumers.
+        let limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            NonZeroUsize::new(CONSUMERS_NAMED).unwrap_or(NonZeroUsize::MIN),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()
+            .map_err(|e| staged.register_failed(e.to_string()))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let (store, _) = staged.location.store();
         ctx.register_object_store(&staged.location.url().store_root(), store);
         // Each statement keeps a few line item types of the month: decode the filter

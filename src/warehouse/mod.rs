@@ -27,7 +27,7 @@ pub use backend::{Backend, BackendTable, open, payer_table_for_writing};
 pub use breakdown::{ApplicationWaste, CommitmentWaste, WasteBreakdown};
 pub use config::WarehouseSettings;
 pub(crate) use config::{WarehouseKind, WarehouseProfile};
-pub use embedded::{DEFAULT_KEEP_REPLACED, Embedded};
+pub use embedded::{DEFAULT_KEEP_REPLACED, DEFAULT_MEMORY_LIMIT, Embedded};
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError};
 pub use snowflake::Snowflake;
@@ -255,6 +255,10 @@ pub(crate) fn statement_name(sql: &str) -> String {
 pub trait Warehouse {
     /// An external table over one staged payer-period.
     type Table;
+
+    /// How many payer-periods the run lets register, analyse and publish at once; the
+    /// others wait their turn, their staging done.
+    fn analyses_at_once(&self) -> usize;
 
     /// Creates an external table over every data file of `staged`, with the schema inferred
     /// from the files and the columns of its layout mapped onto the analytics' own. Errors

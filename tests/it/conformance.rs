@@ -420,6 +420,7 @@ impl Subject {
         let settings = WarehouseSettings::Embedded {
             dir: StoreUrl::parse(warehouse.to_str().unwrap()).unwrap(),
             keep_replaced: curflow::warehouse::DEFAULT_KEEP_REPLACED,
+            memory_limit: curflow::warehouse::DEFAULT_MEMORY_LIMIT,
         };
         let backend = curflow::warehouse::open(&settings).await.unwrap();
         let writer = curflow::warehouse::payer_table_for_writing(&settings)

@@ -16,6 +16,7 @@ mod faults;
 mod fleet;
 mod image;
 mod interrupt;
+mod isolation;
 mod key_names;
 mod kills;
 mod leases;

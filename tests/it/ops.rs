@@ -183,8 +183,19 @@ pub(crate) fn notify_toml(
     retries: u32,
     backoff: &str,
 ) -> String {
+    notify_section("ops", amqp_url, routing_key, retries, backoff)
+}
+
+/// [`notify_toml`] for profile `profile`.
+pub(crate) fn notify_section(
+    profile: &str,
+    amqp_url: &str,
+    routing_key: &str,
+    retries: u32,
+    backoff: &str,
+) -> String {
     format!(
-        "[ops.notify]\namqp_url = {amqp_url}\nexchange = \"amq.topic\"\nrouting_key = \"{routing_key}\"\nretries = {retries}\nbackoff = \"{backoff}\"\ntimeout = \"5s\"\n"
+        "[{profile}.notify]\namqp_url = {amqp_url}\nexchange = \"amq.topic\"\nrouting_key = \"{routing_key}\"\nretries = {retries}\nbackoff = \"{backoff}\"\ntimeout = \"5s\"\n"
     )
 }
 

@@ -105,11 +105,21 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
         "{counts:?}"
     );
 
-    // Restatement: delivery 2 renames every file; old ones go, nothing doubles.
+    // Restatement: delivery 2 renames every file; old ones go, nothing doubles. Each new
+    // file costs one request: its CopyObject, whose answer carries the listed ETag and so
+    // proves the copy without a HEAD.
     let second = w.generate((2025, 7), 2, 500).await;
     assert!(second.files.iter().all(|f| !first.files.contains(f)));
-    let out = w.run(&run_args);
+    let proxy = FaultProxy::start(&w.ep, Faults::default());
+    let out = run(curflow_s3(w.dir.path(), &proxy.endpoint, &run_args));
     assert!(out.status.success());
+    let counts = proxy.counts();
+    assert_eq!(
+        counts.get("COPY"),
+        Some(&second.files.len()),
+        "one CopyObject per new file: {counts:?}"
+    );
+    assert_eq!(counts.get("HEAD"), None, "no HEAD after a copy: {counts:?}");
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{} deleted", first.files.len())),
@@ -347,6 +357,11 @@ async fn s3_multipart_copy_with_lowered_threshold() {
         "three UploadPartCopy requests: {:?}",
         proxy.counts()
     );
+    assert_eq!(staged_big_file(&w).await, big);
+}
+
+/// What [`world_with_a_multipart_file`]'s run staged of the big file.
+pub(crate) async fn staged_big_file(w: &S3World) -> Vec<u8> {
     let staged =
         w.c.get_object()
             .bucket(&w.staging)
@@ -357,10 +372,7 @@ async fn s3_multipart_copy_with_lowered_threshold() {
             .send()
             .await
             .unwrap();
-    assert_eq!(
-        staged.body.collect().await.unwrap().into_bytes().as_ref(),
-        big.as_slice()
-    );
+    staged.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 /// `CURFLOW_LOG=trace` on a run against S3: only curflow and the query engines log below

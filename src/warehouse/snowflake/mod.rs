@@ -286,6 +286,13 @@ impl WasteReader for Snowflake {
 impl Warehouse for Snowflake {
     type Table = SnowflakeTable;
 
+    /// As many as the run's payers bring: the work is Snowflake's, each payer-period has
+    /// its own stage and external table, and each request is its own session (its
+    /// temporary tables are its own).
+    fn analyses_at_once(&self) -> usize {
+        usize::MAX
+    }
+
     async fn register_period(
         &self,
         staged: &StagedPeriod,
