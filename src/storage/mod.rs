@@ -515,6 +515,30 @@ impl Location {
         }
     }
 
+    /// Deletes objects in as few requests as the store allows (S3: one DeleteObjects per
+    /// thousand keys); a missing object is not an error. A failure names the first key
+    /// that could not be deleted.
+    pub async fn delete_many(&self, rels: &[String]) -> Result<(), StorageError> {
+        let paths: Vec<object_store::Result<Path>> =
+            rels.iter().map(|rel| Ok(self.path(rel))).collect();
+        let mut deleted = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed());
+        let mut at = 0;
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(self.err("delete", rels.get(at).map_or("", String::as_str))(
+                        e,
+                    ));
+                }
+            }
+            at += 1;
+        }
+        Ok(())
+    }
+
     /// Reads a small object with its ETag; `None` when it does not exist.
     pub async fn read_tagged(
         &self,

@@ -111,8 +111,11 @@ pub(super) async fn copy_all(
         })
 }
 
-/// Deletes `keys` from `staged`, as many at a time as `transfers` allows, each only if
-/// `fence` confirms the lease.
+/// The most keys one delete request carries (S3's DeleteObjects limit).
+const DELETE_BATCH: usize = 1_000;
+
+/// Deletes `keys` from `staged`, a thousand per request, as many requests at a time as
+/// `transfers` allows, each only if `fence` confirms the lease.
 pub(super) async fn delete_all(
     staged: &Location,
     keys: &[String],
@@ -120,18 +123,18 @@ pub(super) async fn delete_all(
     fence: &Fence,
 ) -> Result<Transferred, CopyError> {
     let total = keys.len();
-    futures::stream::iter(keys)
-        .map(|key| {
+    futures::stream::iter(keys.chunks(DELETE_BATCH))
+        .map(|batch| {
             transfers.limited(async move {
                 fence.confirm()?;
-                staged.delete(key).await?;
-                Ok::<_, Stopped>(())
+                staged.delete_many(batch).await?;
+                Ok::<_, Stopped>(batch.len())
             })
         })
         .buffer_unordered(transfers.per_payer)
-        .try_fold(Transferred::default(), |acc, ()| async move {
+        .try_fold(Transferred::default(), |acc, files| async move {
             Ok(Transferred {
-                files: acc.files + 1,
+                files: acc.files + files,
                 bytes: 0,
             })
         })

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::delta_s3::{OnePayer, PAYERS, run_args};
 use crate::fault_proxy::{FaultProxy, Faults};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, PERIODS};
 use crate::ops::{Queue, emf, notify_toml, required_env, unique};
 use crate::s3::world_with_a_multipart_file;
 use crate::s3_support::{curflow_s3, generate, ledger_keys, source_period, staged_period};
@@ -194,7 +194,7 @@ async fn sigterm_aborts_the_multipart_copy_in_flight() {
     );
 }
 
-/// SIGTERM while the first payer-period's final tables are being committed (each Delta
+/// SIGTERM while a payer-period's final tables are being committed (each Delta
 /// commit held up at the proxy): that period is published whole — all three tables, the
 /// generator's truth, from one run — and recorded as analysed; no other period is started;
 /// the run exits 143 within ECS's stop timeout, and the next run does the rest.
@@ -220,8 +220,20 @@ async fn sigterm_while_publishing_finishes_that_period_whole_and_starts_no_other
         summary.contains("status: INTERRUPTED by SIGTERM: 3 payer-periods not done"),
         "{summary}"
     );
+    // Payers run side by side: whichever payer-period had the first turn at the
+    // warehouse is the one published, whole; no other was started.
     let published = fleet.published();
-    let first = &fleet.history[&(0, (2025, 7))][0].1;
+    let (_, payer, period) = published
+        .keys()
+        .next()
+        .unwrap_or_else(|| panic!("the period in the warehouse was published: {published:?}"))
+        .clone();
+    let index = PAYERS.iter().position(|p| *p == payer).unwrap();
+    let month = *PERIODS
+        .iter()
+        .find(|(y, m)| period.starts_with(&format!("{y}-{m:02}")))
+        .unwrap();
+    let first = &fleet.history[&(index, month)][0].1;
     for (table, truth) in [
         ("ri_wastage_hourly", Some(first.ri_unused_cost)),
         ("sp_wastage_hourly", Some(first.sp_unused_cost)),
@@ -231,15 +243,11 @@ async fn sigterm_while_publishing_finishes_that_period_whole_and_starts_no_other
             .iter()
             .filter(|((t, _, _), _)| t == table)
             .collect();
-        assert_eq!(
-            months.len(),
-            1,
-            "{table}: only the first period: {months:?}"
-        );
-        let ((_, payer, period), month) = months[0];
+        assert_eq!(months.len(), 1, "{table}: only one period: {months:?}");
+        let ((_, this_payer, this_period), month) = months[0];
         assert!(
-            payer == PAYERS[0] && period.starts_with("2025-07"),
-            "{table}: {payer} {period}"
+            *this_payer == payer && *this_period == period,
+            "{table}: {this_payer} {this_period}, not {payer} {period}"
         );
         assert!(
             month.rows > 0 && month.rows == month.distinct && month.runs == 1,

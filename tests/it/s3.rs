@@ -107,7 +107,7 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
 
     // Restatement: delivery 2 renames every file; old ones go, nothing doubles. Each new
     // file costs one request: its CopyObject, whose answer carries the listed ETag and so
-    // proves the copy without a HEAD.
+    // proves the copy without a HEAD; the superseded delivery goes in one DeleteObjects.
     let second = w.generate((2025, 7), 2, 500).await;
     assert!(second.files.iter().all(|f| !first.files.contains(f)));
     let proxy = FaultProxy::start(&w.ep, Faults::default());
@@ -120,6 +120,11 @@ async fn s3_cross_bucket_plan_run_restatement_and_noop() {
         "one CopyObject per new file: {counts:?}"
     );
     assert_eq!(counts.get("HEAD"), None, "no HEAD after a copy: {counts:?}");
+    assert_eq!(
+        counts.get("POST"),
+        Some(&1),
+        "one DeleteObjects for the superseded delivery's files: {counts:?}"
+    );
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{} deleted", first.files.len())),
