@@ -497,8 +497,8 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
         url("warehouse_dir", dir, default_local_warehouse_dir)
     })
     .map_err(refused)?;
-    // A number of things at once, from 1 to `most`.
-    let at_once = |key: &str, value: Option<u64>, default: fn() -> u64, most: u64| {
+    // A whole number from 1 to `most`: things at once, or attempts.
+    let count = |key: &str, value: Option<u64>, default: fn() -> u64, most: u64| {
         let v = value.unwrap_or_else(default);
         if (1..=most).contains(&v) {
             Ok(v as usize)
@@ -506,14 +506,14 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
             Err(invalid(key, &v.to_string(), &format!("must be 1-{most}")))
         }
     };
-    let concurrency = at_once("concurrency", p.concurrency, default_concurrency, 1024)?;
-    let payer_concurrency = at_once(
+    let concurrency = count("concurrency", p.concurrency, default_concurrency, 1024)?;
+    let payer_concurrency = count(
         "payer_concurrency",
         p.payer_concurrency,
         default_payer_concurrency,
         256,
     )?;
-    let total_concurrency = at_once(
+    let total_concurrency = count(
         "total_concurrency",
         p.total_concurrency,
         default_total_concurrency,
@@ -577,14 +577,7 @@ fn resolve(env: &str, p: Profile) -> Result<Settings, SettingsError> {
             ))
         }
     };
-    let attempts = p.s3_attempts.unwrap_or_else(default_s3_attempts);
-    if !(1..=50).contains(&attempts) {
-        return Err(invalid(
-            "s3_attempts",
-            &attempts.to_string(),
-            "must be 1-50",
-        ));
-    }
+    let attempts = count("s3_attempts", p.s3_attempts, default_s3_attempts, 50)?;
     let transfer = Transfer {
         concurrency,
         multipart_threshold: mib(

@@ -57,7 +57,7 @@ pub const DEFAULT_KEEP_REPLACED: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
 
 /// The largest consumers of the memory pool an out-of-memory error names.
-const CONSUMERS_NAMED: usize = 5;
+const CONSUMERS_NAMED: NonZeroUsize = NonZeroUsize::new(5).unwrap();
 
 /// A DataFusion session holding one staged payer-period as `cur_line_items`.
 pub struct EmbeddedTable {
@@ -472,10 +472,7 @@ impl Warehouse for Embedded {
         // (sorts, aggregations); an operator that cannot spill and finds the pool full
         // fails the statement, naming the largest consumers.
         let limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
-        let pool = TrackConsumersPool::new(
-            FairSpillPool::new(limit),
-            NonZeroUsize::new(CONSUMERS_NAMED).unwrap_or(NonZeroUsize::MIN),
-        );
+        let pool = TrackConsumersPool::new(FairSpillPool::new(limit), CONSUMERS_NAMED);
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
             .build_arc()
