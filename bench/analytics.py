@@ -3,9 +3,11 @@
 (bench/duckdb_analytics.py) on the same staged Parquet files, side by side.
 
   bench/analytics.py [--rows 1000000 10000000] [--rounds 5] [--memory-limit 2GiB]
+                     [--commitment-sets 1]
 
 For each size, `curflow generate` writes one payer-month (cached under
-$BENCH_DIR/analytics, default ~/.cache/curflow/bench/analytics), and a first
+$BENCH_DIR/analytics, default ~/.cache/curflow/bench/analytics) with --commitment-sets
+sets of 10 commitments (more sets: larger intermediate and final tables), and a first
 `curflow run` stages it on local disk. Then each round times, as whole processes:
   curflow: `curflow run` over the already-staged month. Before each run (untimed) the
            ledger's analytics_succeeded_at is cleared, so that the run re-runs the
@@ -33,16 +35,18 @@ PAYER = "671238551718"
 PERIOD = "2025-07"
 
 
-def generated(curflow, rows, seed):
-    """The generated month (export root), made once per size and seed."""
-    base = common.BENCH_DIR / "analytics" / f"rows-{rows}-seed-{seed}"
+def generated(curflow, rows, seed, sets):
+    """The generated month (export root), made once per size, seed and commitment sets."""
+    name = f"rows-{rows}-seed-{seed}" + (f"-sets-{sets}" if sets > 1 else "")
+    base = common.BENCH_DIR / "analytics" / name
     export = base / "source"
     if not (base / "complete").exists():
         subprocess.run(["rm", "-rf", str(base)], check=True)
         base.mkdir(parents=True)
         print(f"generating {rows:,} rows ...", flush=True)
         subprocess.run([str(curflow), "generate", "--out", str(export), "--payer", PAYER, "--year", "2025",
-                        "--month", "7", "--rows", str(rows), "--seed", str(seed)], check=True,
+                        "--month", "7", "--rows", str(rows), "--seed", str(seed),
+                        "--commitment-sets", str(sets)], check=True,
                        stdout=subprocess.DEVNULL)
         (base / "complete").touch()
     return base
@@ -83,8 +87,8 @@ def parquet_totals(out):
     return totals_of(con, lambda t: f"read_parquet('{out / (t + '.parquet')}')")
 
 
-def bench_size(curflow, rows, rounds, seed, memory_limit):
-    base = generated(curflow, rows, seed)
+def bench_size(curflow, rows, rounds, seed, memory_limit, sets):
+    base = generated(curflow, rows, seed, sets)
     run_dir = base / "runs"
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     run_dir.mkdir()
@@ -134,13 +138,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--memory-limit", help="curflow's memory_limit setting (default: curflow's own default)")
+    ap.add_argument("--commitment-sets", type=int, default=1,
+                    help="sets of 10 commitments in the generated month (default 1)")
     args = ap.parse_args()
     common.require_peers()
     curflow = common.curflow_binary()
     results = []
     problems = []
     for rows in args.rows:
-        contenders = bench_size(curflow, rows, args.rounds, args.seed, args.memory_limit)
+        contenders = bench_size(curflow, rows, args.rounds, args.seed, args.memory_limit, args.commitment_sets)
         results.append((rows, contenders))
         problems += [f"{rows:,} rows: {p}" for p in common.same_outputs(contenders, same_totals)]
         print(f"{rows:,} rows: totals {json.dumps(contenders[0].outputs[0])}", flush=True)

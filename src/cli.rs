@@ -186,6 +186,12 @@ pub struct GenerateArgs {
     /// Seed: the same seed writes the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Sets of commitments: each set is 7 reservations and 3 Savings Plans, of the same
+    /// kinds as the first set but their own ARNs and use. More sets make the analytics'
+    /// tables grow (commitments × hours × applications) where --rows makes only the scan
+    /// grow.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub commitment_sets: u32,
     /// Delivery number; a new delivery replaces the period's files with new names.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub delivery: u32,

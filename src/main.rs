@@ -348,6 +348,7 @@ async fn execute(command: Command, output: Output) -> Result<Option<RunReport>, 
                 GenerateOptions::new(payer.as_str().to_owned(), period.year(), period.month());
             options.rows = args.rows;
             options.seed = args.seed;
+            options.commitment_sets = args.commitment_sets;
             options.delivery = args.delivery;
             options.layout = args.layout();
             options.export_name = args.export_name;

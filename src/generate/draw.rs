@@ -159,7 +159,10 @@ const SP_SPECS: [(f64, Timing, Option<Profile>); 3] = [
 ];
 
 /// Draws the payer's model for `period` from `seed`; the same inputs give the same model.
-pub(crate) fn build(payer: &str, period: Period, seed: u64) -> Model {
+/// Each of the `sets` (≥ 1) of commitments holds one reservation per RI spec and one
+/// Savings Plan per SP spec, each drawn from its own index: the first set is the same
+/// whatever `sets` is.
+pub(crate) fn build(payer: &str, period: Period, seed: u64, sets: u32) -> Model {
     let base = mix(seed ^ hash_str(payer))
         ^ mix((i64::from(period.year) * 100 + i64::from(period.month)) as u64);
     let accounts = accounts(payer, base);
@@ -171,13 +174,18 @@ pub(crate) fn build(payer: &str, period: Period, seed: u64) -> Model {
         savings_plans: Vec::new(),
         base,
     };
-    for (k, spec) in ri_specs().into_iter().enumerate() {
-        let ri = reservation(&model, k as u64, spec);
-        model.reservations.push(ri);
-    }
-    for (k, (commitment, timing, profile)) in SP_SPECS.into_iter().enumerate() {
-        let sp = savings_plan(&model, k as u64, commitment, timing, profile);
-        model.savings_plans.push(sp);
+    for set in 0..u64::from(sets) {
+        let specs = ri_specs();
+        let first = set * specs.len() as u64;
+        for (k, spec) in (first..).zip(specs) {
+            let ri = reservation(&model, k, spec);
+            model.reservations.push(ri);
+        }
+        let first = set * SP_SPECS.len() as u64;
+        for (k, (commitment, timing, profile)) in (first..).zip(SP_SPECS) {
+            let sp = savings_plan(&model, k, commitment, timing, profile);
+            model.savings_plans.push(sp);
+        }
     }
     model
 }
@@ -366,7 +374,7 @@ mod tests {
     use super::*;
 
     fn july() -> Model {
-        build("123456789012", Period::new(2025, 7).unwrap(), 7)
+        build("123456789012", Period::new(2025, 7).unwrap(), 7, 1)
     }
 
     fn used_hours(hours: &[Vec<Use>]) -> usize {
@@ -384,7 +392,7 @@ mod tests {
                 } else {
                     "999999999999"
                 };
-                models.push(build(payer, Period::new(year, month).unwrap(), seed));
+                models.push(build(payer, Period::new(year, month).unwrap(), seed, 1));
             }
         }
         models
@@ -513,5 +521,36 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), m.accounts.len());
+    }
+
+    #[test]
+    fn more_sets_add_commitments_and_keep_the_first_set() {
+        let period = Period::new(2025, 7).unwrap();
+        let one = build("123456789012", period, 7, 1);
+        let three = build("123456789012", period, 7, 3);
+        assert_eq!(three.reservations.len(), 3 * one.reservations.len());
+        assert_eq!(three.savings_plans.len(), 3 * one.savings_plans.len());
+        let arns = |m: &Model| -> Vec<String> {
+            m.reservations
+                .iter()
+                .map(|r| r.arn.clone())
+                .chain(m.savings_plans.iter().map(|s| s.arn.clone()))
+                .collect()
+        };
+        let mut distinct = arns(&three);
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), arns(&three).len());
+        let first_set: Vec<String> = three.reservations[..one.reservations.len()]
+            .iter()
+            .map(|r| r.arn.clone())
+            .chain(
+                three.savings_plans[..one.savings_plans.len()]
+                    .iter()
+                    .map(|s| s.arn.clone()),
+            )
+            .collect();
+        assert_eq!(first_set, arns(&one));
+        assert_within_capacity(&three);
     }
 }

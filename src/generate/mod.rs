@@ -57,6 +57,9 @@ pub struct GenerateOptions {
     /// Seed of every random choice; the same options always give the same files and truth.
     /// Default 42.
     pub seed: u64,
+    /// Sets of commitments (≥ 1), each 7 reservations and 3 Savings Plans of the same kinds
+    /// as the first, with their own ARNs and use (see `draw::build`). Default 1.
+    pub commitment_sets: u32,
     /// Delivery number (≥ 1), part of the data file names. A new delivery replaces the whole
     /// period, as AWS's refreshes do. Default 1.
     pub delivery: u32,
@@ -84,6 +87,7 @@ impl GenerateOptions {
             month,
             rows: 20_000,
             seed: 42,
+            commitment_sets: 1,
             delivery: 1,
             export_name: "cur2".to_owned(),
             rows_per_file: 1_000_000,
@@ -209,7 +213,7 @@ pub async fn generate(
     let period = validate(opts)?;
     let label = period.label();
     let partition = format!("BILLING_PERIOD={label}");
-    let model = draw::build(&opts.payer_id, period, opts.seed);
+    let model = draw::build(&opts.payer_id, period, opts.seed, opts.commitment_sets);
     let truth = truth::compute(&model);
     let is_legacy = opts.layout == Layout::Legacy;
 
@@ -378,7 +382,15 @@ async fn write_manifest(
 /// An invalid period (which the caller's validation rejects) yields an empty truth.
 pub fn ground_truth(opts: &GenerateOptions) -> GroundTruth {
     match Period::new(opts.year, opts.month) {
-        Some(period) => truth::compute(&draw::build(&opts.payer_id, period, opts.seed)).rows,
+        Some(period) => {
+            truth::compute(&draw::build(
+                &opts.payer_id,
+                period,
+                opts.seed,
+                opts.commitment_sets,
+            ))
+            .rows
+        }
         None => GroundTruth::default(),
     }
 }
@@ -390,6 +402,9 @@ fn validate(opts: &GenerateOptions) -> Result<Period, GenerateError> {
     }
     if opts.rows_per_file == 0 {
         return invalid("rows_per_file must be 1 or more".to_owned());
+    }
+    if opts.commitment_sets == 0 {
+        return invalid("commitment_sets must be 1 or more".to_owned());
     }
     if opts.layout == Layout::Auto {
         return invalid("layout auto names no layout to write: choose cur2 or legacy".to_owned());

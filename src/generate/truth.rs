@@ -340,7 +340,7 @@ mod tests {
     use super::*;
 
     fn july() -> (Model, Truth) {
-        let model = build("123456789012", Period::new(2025, 7).unwrap(), 11);
+        let model = build("123456789012", Period::new(2025, 7).unwrap(), 11, 1);
         let truth = compute(&model);
         (model, truth)
     }
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn every_attribution_kind_appears_for_both_tables() {
         for seed in 0..8 {
-            let model = build("123456789012", Period::new(2024, 2).unwrap(), seed);
+            let model = build("123456789012", Period::new(2024, 2).unwrap(), seed, 1);
             assert_attributions(&compute(&model));
         }
         assert_attributions(&july().1);

@@ -9,8 +9,8 @@
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{Expr, col, lit};
 use deltalake::kernel::transaction::TransactionError;
 use deltalake::operations::vacuum::VacuumMode;
@@ -73,18 +73,18 @@ pub(super) async fn load(
     }
 }
 
-/// Replaces the rows of one payer-period in table `name` with `batch`, in one commit.
+/// Replaces the rows of one payer-period in table `name` with `rows`, in one commit.
 pub(super) async fn replace_partition(
     dir: &Location,
     name: &str,
-    batch: RecordBatch,
+    rows: LogicalPlan,
     payer: &PayerId,
     period: BillingPeriod,
 ) -> Result<(), DeltaTableError> {
     let partition = col("payer_id")
         .eq(lit(payer.as_str()))
         .and(col("billing_period").eq(lit(period.to_string())));
-    replace_where(dir, name, batch, partition, &PARTITION_COLUMNS).await
+    replace_where(dir, name, rows, partition, &PARTITION_COLUMNS).await
 }
 
 /// How a replace is retried when other writers keep committing first in a way delta-rs does
@@ -97,8 +97,14 @@ const COMMIT_RETRY: RetryPolicy = RetryPolicy {
 };
 
 /// Replaces the rows matching `predicate` in table `name` (created, partitioned by
-/// `partition_columns`, if missing) with `batch`, in one commit. The predicate is an
+/// `partition_columns`, if missing) with `rows`, in one commit. The predicate is an
 /// expression tree, not SQL text: values in it cannot alter it.
+///
+/// `rows` is a plan, not rows in memory: the Delta writer runs it as it writes the files,
+/// so a table of any size streams through; a retried commit runs it again. It runs in the
+/// writer's own session (which has the planner for Delta's own operators), so what it
+/// scans must need no particular session: in-memory batches, or a provider that runs its
+/// own plan (`embedded::Conformed`).
 ///
 /// Commits are put-if-absent (`If-None-Match: *` on S3, the object store's default), so
 /// concurrent writers — runs for other payers — can never overwrite each other's commit;
@@ -108,7 +114,7 @@ const COMMIT_RETRY: RetryPolicy = RetryPolicy {
 pub(super) async fn replace_where(
     dir: &Location,
     name: &str,
-    batch: RecordBatch,
+    rows: LogicalPlan,
     predicate: Expr,
     partition_columns: &[&str],
 ) -> Result<(), DeltaTableError> {
@@ -117,7 +123,7 @@ pub(super) async fn replace_where(
         match replace_once(
             dir,
             name,
-            batch.clone(),
+            rows.clone(),
             predicate.clone(),
             partition_columns,
         )
@@ -150,7 +156,7 @@ fn lost_race(error: &DeltaTableError) -> bool {
 async fn replace_once(
     dir: &Location,
     name: &str,
-    batch: RecordBatch,
+    rows: LogicalPlan,
     predicate: Expr,
     partition_columns: &[&str],
 ) -> Result<(), DeltaTableError> {
@@ -166,7 +172,8 @@ async fn replace_once(
         }
     };
     table
-        .write(vec![batch])
+        .write(std::iter::empty())
+        .with_input_plan(rows)
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(predicate)
         .with_partition_columns(partition_columns.iter().copied())

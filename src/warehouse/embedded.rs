@@ -7,25 +7,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::functions_nested::map::map;
-use datafusion::prelude::{Expr, SessionConfig, SessionContext, col, ident, lit};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, col, ident, lit};
 use datafusion::sql::parser::DFParser;
+use futures::{StreamExt, TryStreamExt};
 
+use super::scratch::Scratch;
 use super::tables::{
     self, FINAL_TABLES, FinalTable, RECONCILE_TOLERANCE, RECONCILIATION, UNUSED_COST,
 };
 use super::{
-    AnalyticsOutcome, Mismatch, PayerTable, StagedPeriod, StatementOutcome, Warehouse,
-    WarehouseError, WasteBreakdown, WasteReader, WasteTotals, order_free_sum, sql, statement_name,
+    AnalyticsOutcome, ExactSum, Mismatch, PayerTable, StagedPeriod, StatementOutcome, Warehouse,
+    WarehouseError, WasteBreakdown, WasteReader, WasteTotals, sql, statement_name,
 };
 use super::{delta, inspect, payer_table};
 use crate::payers::PayerConfig;
@@ -56,13 +63,19 @@ pub const DEFAULT_KEEP_REPLACED: Duration = Duration::from_secs(7 * 24 * 3600);
 /// (docs/benchmarks.md) and a 4 GiB container leaves room around.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
 
+/// The footers of the staged files may take up to `memory_limit / METADATA_SHARE` (512 MiB
+/// with the default limit: enough for about 600 files of a million CUR rows each).
+const METADATA_SHARE: usize = 4;
+
 /// The largest consumers of the memory pool an out-of-memory error names.
 const CONSUMERS_NAMED: NonZeroUsize = NonZeroUsize::new(5).unwrap();
 
-/// A DataFusion session holding one staged payer-period as `cur_line_items`.
+/// A DataFusion session holding one staged payer-period as `cur_line_items`, and the
+/// folder its scripts' intermediate tables are written to.
 pub struct EmbeddedTable {
     ctx: SessionContext,
     staged: StagedPeriod,
+    scratch: Scratch,
 }
 
 impl Embedded {
@@ -134,49 +147,123 @@ impl Embedded {
         }
     }
 
-    /// Replaces the payer-period in final table `table` with the script's result, every
-    /// row stamped `processed_at`.
+    /// A failed statement's error as the run reports it. One that ran out of memory says
+    /// which setting to raise: the pool's own message names only its largest consumers.
+    fn statement_error(&self, error: datafusion::error::DataFusionError) -> String {
+        let message = error.to_string();
+        if !matches!(
+            error.find_root(),
+            datafusion::error::DataFusionError::ResourcesExhausted(_)
+        ) {
+            return message;
+        }
+        let limit = self.memory_limit;
+        let limit = if limit.is_multiple_of(1 << 30) {
+            format!("{}GiB", limit >> 30)
+        } else {
+            format!("{}MiB", limit >> 20)
+        };
+        format!(
+            "{message}; this payer-month's analytics need more than memory_limit = \"{limit}\": raise memory_limit, and the container's memory with it (about twice the limit)"
+        )
+    }
+
+    /// Replaces the payer-period in final table `table` with `rows` (the script's table),
+    /// every row stamped `processed_at`, and returns what the table now holds for it.
+    ///
+    /// The rows stream: they are read once here for the totals, and again by the Delta
+    /// writer. Neither holds the table whole, and the totals are taken before anything is
+    /// published, so a row the table's columns refuse fails the period unpublished.
     async fn publish(
         &self,
         table: &'static FinalTable,
-        batches: &[RecordBatch],
+        rows: DataFrame,
         staged: &StagedPeriod,
         processed_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<RecordBatch, WarehouseError> {
+    ) -> Result<Tally, WarehouseError> {
         let fail = |reason: String| WarehouseError::Publish {
             table: table.name,
             payer: staged.payer.clone(),
             period: staged.period,
             reason,
         };
-        let batch =
-            conform(&table.schema(), batches, processed_at).map_err(|e| fail(e.to_string()))?;
+        let conformed =
+            Conformed::rows(table, rows, processed_at).map_err(|e| fail(e.to_string()))?;
+        let tally = Tally::of(table, conformed.clone())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         staged.fence.confirm()?;
         delta::replace_partition(
             &self.dir,
             table.name,
-            batch.clone(),
+            conformed.into_unoptimized_plan(),
             &staged.payer,
             staged.period,
         )
         .await
         .map_err(|e| fail(e.to_string()))?;
-        Ok(batch)
+        Ok(tally)
     }
 }
 
-/// Casts the script's result to the final table's exact columns (by name, in order), so
-/// every backend and every run writes the same schema. `processed_at` is one instant for
-/// the three tables of a payer-period: a reader can tell that they come from the same run.
+/// A final table's rows in the table's exact columns, as a stream that DataFusion can run
+/// any number of times: each run reads the script's table anew, batch by batch.
+#[derive(Debug)]
+struct Conformed {
+    schema: SchemaRef,
+    rows: DataFrame,
+    processed_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Conformed {
+    /// `rows` conformed to `table`, as a table of the same session.
+    fn rows(
+        table: &FinalTable,
+        rows: DataFrame,
+        processed_at: chrono::DateTime<chrono::Utc>,
+    ) -> datafusion::error::Result<DataFrame> {
+        let schema = table.schema();
+        let ctx = SessionContext::new_with_state(rows.clone().into_parts().0);
+        let conformed = Self {
+            schema: Arc::clone(&schema),
+            rows,
+            processed_at,
+        };
+        let provider = StreamingTable::try_new(schema, vec![Arc::new(conformed)])?;
+        ctx.read_table(Arc::new(provider))
+    }
+}
+
+impl PartitionStream for Conformed {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (rows, schema, processed_at) = (
+            self.rows.clone(),
+            Arc::clone(&self.schema),
+            self.processed_at,
+        );
+        let batches = futures::stream::once(rows.execute_stream())
+            .try_flatten()
+            .map(move |batch| conform(&schema, &batch?, processed_at));
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        ))
+    }
+}
+
+/// Casts a batch of the script's result to the final table's exact columns (by name, in
+/// order), so every backend and every run writes the same schema. `processed_at` is one
+/// instant for the three tables of a payer-period: a reader can tell that they come from
+/// the same run.
 fn conform(
     schema: &SchemaRef,
-    batches: &[RecordBatch],
+    batch: &RecordBatch,
     processed_at: chrono::DateTime<chrono::Utc>,
 ) -> datafusion::error::Result<RecordBatch> {
-    let Some(first) = batches.first() else {
-        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
-    };
-    let all = concat_batches(&first.schema(), batches)?;
     let columns = schema
         .fields()
         .iter()
@@ -184,12 +271,12 @@ fn conform(
             if field.name() == "processed_at" {
                 let stamp = TimestampMicrosecondArray::from_value(
                     processed_at.timestamp_micros(),
-                    all.num_rows(),
+                    batch.num_rows(),
                 )
                 .with_timezone("UTC");
                 return Ok(Arc::new(stamp) as ArrayRef);
             }
-            let column = all.column_by_name(field.name()).ok_or_else(|| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
                 datafusion::error::DataFusionError::Plan(format!(
                     "the script produced no column {}",
                     field.name()
@@ -199,6 +286,38 @@ fn conform(
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// What a final table holds for the payer-period, counted as its rows stream past.
+#[derive(Debug, Default)]
+struct Tally {
+    rows: usize,
+    unused_cost: ExactSum,
+    mismatches: Vec<Mismatch>,
+}
+
+impl Tally {
+    async fn of(table: &FinalTable, rows: DataFrame) -> datafusion::error::Result<Self> {
+        let mut tally = Self::default();
+        let mut batches = rows.execute_stream().await?;
+        while let Some(batch) = batches.try_next().await? {
+            tally.rows += batch.num_rows();
+            tally.unused_cost.extend(floats(&batch, UNUSED_COST));
+            if table.name == RECONCILIATION {
+                tally.mismatches.extend(mismatches(&batch));
+            }
+        }
+        Ok(tally)
+    }
+}
+
+/// The non-null values of a Float64 column of `batch` (none if it has no such column).
+fn floats<'a>(batch: &'a RecordBatch, column: &str) -> impl Iterator<Item = f64> + 'a {
+    batch
+        .column_by_name(column)
+        .and_then(|c| c.as_primitive_opt::<Float64Type>())
+        .into_iter()
+        .flat_map(|values| values.iter().flatten())
 }
 
 /// (text, number) pairs from batches whose first column is text and second a Float64.
@@ -232,15 +351,14 @@ fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::
     chrono::DateTime::from_timestamp_micros(micros.value(0))
 }
 
-/// [`order_free_sum`] of a Float64 column over `batches`.
-fn float_sum(batches: &[RecordBatch], column: &str) -> f64 {
-    order_free_sum(
-        batches
-            .iter()
-            .filter_map(|b| b.column_by_name(column))
-            .filter_map(|c| c.as_primitive_opt::<Float64Type>())
-            .flat_map(|values| values.iter().flatten()),
-    )
+/// The exact sum of a Float64 column over `rows`, streamed.
+async fn exact_total(rows: DataFrame, column: &str) -> datafusion::error::Result<f64> {
+    let mut total = ExactSum::default();
+    let mut batches = rows.select(vec![col(column)])?.execute_stream().await?;
+    while let Some(batch) = batches.try_next().await? {
+        total.extend(floats(&batch, column));
+    }
+    Ok(total.total())
 }
 
 fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
@@ -412,14 +530,10 @@ impl WasteReader for Embedded {
             };
             // The total as the run's summary computed it (same rows, same order-free sum),
             // so that the report and the summary never differ in the last cent.
-            let costs = rows
-                .clone()
-                .select(vec![col(UNUSED_COST)])
-                .map_err(read_failed(table))?
-                .collect()
+            let total = exact_total(rows.clone(), UNUSED_COST)
                 .await
                 .map_err(read_failed(table))?;
-            out.set_total(kind, float_sum(&costs, UNUSED_COST));
+            out.set_total(kind, total);
             let by_arn = grouped(vec![arn]).await.map_err(read_failed(table))?;
             for (name, cost) in text_and_cost(&by_arn) {
                 out.add_commitment(kind, name, cost);
@@ -473,8 +587,16 @@ impl Warehouse for Embedded {
         // fails the statement, naming the largest consumers.
         let limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
         let pool = TrackConsumersPool::new(FairSpillPool::new(limit), CONSUMERS_NAMED);
+        // Every statement scans the month again, and each scan needs every file's footer
+        // (its row groups' statistics, its page index): kept, they are read once, by the
+        // inspection below. DataFusion keeps 50 MB of them unless told; a 10⁸-row month's
+        // 100 footers take about 85 MB, and a cache too small for all of them misses on
+        // every file of every scan, which made the analytics 2.5 times slower at that size
+        // (docs/benchmarks.md). They are not counted in the pool: they come out of the
+        // room around it that the README asks for.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
+            .with_metadata_cache_limit(limit / METADATA_SHARE)
             .build_arc()
             .map_err(|e| staged.register_failed(e.to_string()))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -491,7 +613,7 @@ impl Warehouse for Embedded {
         // conflict, or a file without a column the analytics read, is refused first,
         // naming the file: DataFusion would skip an empty one and read the column as null.
         // The schema the inspection merged is the table's: no footer is read twice.
-        let schema = inspect::staged_files(staged, &format)
+        let schema = inspect::staged_files(staged, &format, &ctx.state())
             .await
             .map_err(|reason| staged.register_failed(reason))?;
         let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
@@ -502,9 +624,16 @@ impl Warehouse for Embedded {
         expose_tag_columns(&ctx, staged.layout)
             .await
             .map_err(|e| staged.register_failed(e.to_string()))?;
+        let scratch = Scratch::new().map_err(|e| {
+            staged.register_failed(format!(
+                "cannot create a folder for the analytics' intermediate tables in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
         Ok(EmbeddedTable {
             ctx,
             staged: staged.clone(),
+            scratch,
         })
     }
 
@@ -533,13 +662,33 @@ impl Warehouse for Embedded {
         for statement in statements {
             let name = statement_name(&statement.to_string());
             let run = async {
-                let plan = ctx.state().statement_to_plan(statement).await?;
-                ctx.execute_logical_plan(plan).await?.collect().await
+                match ctx.state().statement_to_plan(statement).await? {
+                    // A final table's rows stream twice, for the totals and into the Delta
+                    // writer, straight from the tables before them: a view, not a file.
+                    LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create))
+                        if FINAL_TABLES.iter().any(|t| create.name.table() == t.name) =>
+                    {
+                        let rows = DataFrame::new(ctx.state(), Arc::unwrap_or_clone(create.input));
+                        ctx.register_table(create.name, rows.into_view()).map(drop)
+                    }
+                    LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                        table.scratch.create(ctx, create).await
+                    }
+                    plan => ctx
+                        .execute_logical_plan(plan)
+                        .await?
+                        .collect()
+                        .await
+                        .map(drop),
+                }
             };
-            let error = run.await.err().map(|e| e.to_string());
+            let started = std::time::Instant::now();
+            let error = run.await.err().map(|e| self.statement_error(e));
             let failed = error.is_some();
             if let Some(e) = &error {
                 tracing::warn!(payer = %staged.payer, period = %staged.period, statement = %name, error = %e, "analytics statement failed");
+            } else {
+                tracing::debug!(payer = %staged.payer, period = %staged.period, statement = %name, seconds = started.elapsed().as_secs_f64(), "analytics statement done");
             }
             outcome.statements.push(StatementOutcome { name, error });
             if failed {
@@ -553,12 +702,8 @@ impl Warehouse for Embedded {
         let processed_at = chrono::Utc::now();
         for final_table in &FINAL_TABLES {
             let name = final_table.name;
-            let batches = match ctx.table(name).await {
-                Ok(df) => df.collect().await,
-                Err(e) => Err(e),
-            };
-            let batches = match batches {
-                Ok(b) => b,
+            let rows = match ctx.table(name).await {
+                Ok(rows) => rows,
                 Err(e) => {
                     outcome.statements.push(StatementOutcome {
                         name: format!("read {name}"),
@@ -568,16 +713,11 @@ impl Warehouse for Embedded {
                 }
             };
             let written = self
-                .publish(final_table, &batches, staged, processed_at)
+                .publish(final_table, rows, staged, processed_at)
                 .await?;
-            let written = std::slice::from_ref(&written);
-            totals.add(
-                final_table,
-                written[0].num_rows(),
-                float_sum(written, UNUSED_COST),
-            );
+            totals.add(final_table, written.rows, written.unused_cost.total());
             if name == RECONCILIATION {
-                totals.mismatches = mismatches(&written[0]);
+                totals.mismatches = written.mismatches;
             }
         }
         outcome.totals = Some(totals);
@@ -589,8 +729,18 @@ impl Warehouse for Embedded {
     /// per table as [`Warehouse::run_analytics`], of an empty result.
     async fn clear_period(&self, staged: &StagedPeriod) -> Result<(), WarehouseError> {
         let processed_at = chrono::Utc::now();
+        let ctx = SessionContext::new();
         for final_table in &FINAL_TABLES {
-            self.publish(final_table, &[], staged, processed_at).await?;
+            let none = ctx
+                .read_batch(RecordBatch::new_empty(final_table.schema()))
+                .map_err(|e| WarehouseError::Publish {
+                    table: final_table.name,
+                    payer: staged.payer.clone(),
+                    period: staged.period,
+                    reason: e.to_string(),
+                })?;
+            self.publish(final_table, none, staged, processed_at)
+                .await?;
         }
         self.remove_replaced().await;
         Ok(())
@@ -608,20 +758,5 @@ mod tests {
             "CREATE TABLE ri_hours"
         );
         assert_eq!(statement_name("SELECT 1"), "SELECT 1");
-    }
-
-    #[test]
-    fn a_float_total_does_not_depend_on_row_order() {
-        use datafusion::arrow::array::Float64Array;
-        use datafusion::arrow::datatypes::{Field, Schema};
-        let total = |values: Vec<f64>| {
-            let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Float64, true)]));
-            let column: ArrayRef = Arc::new(Float64Array::from(values));
-            float_sum(&[RecordBatch::try_new(schema, vec![column]).unwrap()], "c")
-        };
-        // Summed in the order given, these come to 1.1 and 0.1.
-        let first = total(vec![1e16, -1e16, 1.0, 0.1]);
-        let second = total(vec![1e16, 1.0, -1e16, 0.1]);
-        assert_eq!(first.to_bits(), second.to_bits());
     }
 }

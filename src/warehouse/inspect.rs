@@ -5,14 +5,15 @@
 //! rows would be analysed and published as if complete — so each backend inspects the
 //! period first and refuses it, naming the file, when one fails. The schema it merges is
 //! the one the engine would infer, so the embedded engine registers the files with it
-//! instead of reading every footer a second time.
+//! instead of reading every footer a second time; and the footers it reads stay in the
+//! session's metadata cache for the scans that follow.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::SessionState;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
@@ -23,10 +24,12 @@ use super::{StagedPeriod, cur_columns};
 /// be read as one table: the first file that is empty or not readable Parquet, the first
 /// column whose type differs between two files ("column X is Utf8 in a.parquet but Int64
 /// in b.parquet"), or the first file without a column it must hold for its layout
-/// ([`cur_columns::Requirement`]).
+/// ([`cur_columns::Requirement`]). Footers are read through `state`, whose file metadata
+/// cache keeps them.
 pub(super) async fn staged_files(
     staged: &StagedPeriod,
     format: &ParquetFormat,
+    state: &SessionState,
 ) -> Result<SchemaRef, String> {
     let (store, prefix) = staged.location.store();
     let mut files: Vec<ObjectMeta> = store
@@ -38,7 +41,6 @@ pub(super) async fn staged_files(
     files.sort_by(|a, b| a.location.cmp(&b.location));
     // One session for every read: its file metadata cache serves the merge below from the
     // footers already read file by file.
-    let state = SessionContext::new().state();
     let mut seen: HashMap<String, (DataType, String)> = HashMap::new();
     let mut file_columns: Vec<(String, HashSet<String>)> = Vec::with_capacity(files.len());
     for file in &files {
@@ -49,7 +51,7 @@ pub(super) async fn staged_files(
             ));
         }
         let schema = format
-            .infer_schema(&state, &store, std::slice::from_ref(file))
+            .infer_schema(state, &store, std::slice::from_ref(file))
             .await
             .map_err(|e| {
                 format!(
@@ -89,7 +91,7 @@ pub(super) async fn staged_files(
         }
     }
     format
-        .infer_schema(&state, &store, &files)
+        .infer_schema(state, &store, &files)
         .await
         .map_err(|e| e.strip_backtrace())
 }

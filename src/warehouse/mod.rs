@@ -14,9 +14,11 @@ mod config;
 mod cur_columns;
 mod delta;
 mod embedded;
+mod exact_sum;
 mod inspect;
 mod payer_table;
 mod render;
+mod scratch;
 pub mod snowflake;
 mod sql;
 pub mod tables;
@@ -28,6 +30,7 @@ pub use breakdown::{ApplicationWaste, CommitmentWaste, WasteBreakdown};
 pub use config::WarehouseSettings;
 pub(crate) use config::{WarehouseKind, WarehouseProfile};
 pub use embedded::{DEFAULT_KEEP_REPLACED, DEFAULT_MEMORY_LIMIT, Embedded};
+pub(crate) use exact_sum::{ExactSum, order_free_sum};
 pub use payer_table::PayerTableError;
 pub use render::{Params, RenderError};
 pub use snowflake::Snowflake;
@@ -172,17 +175,6 @@ pub struct Mismatch {
     pub expected: f64,
     /// What the hourly analytics add up to.
     pub computed: f64,
-}
-
-/// The sum of `values`, the same whatever order they come in. Engines return rows in
-/// whatever order their partitions finish, and a float sum taken in that order could differ
-/// in the last cent between two reads of the same data (synthetic and real prices often
-/// total exactly half a cent); summing in sorted order gives every run, and the report, the
-/// same total.
-pub(crate) fn order_free_sum(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    values.sort_unstable_by(f64::total_cmp);
-    values.into_iter().sum()
 }
 
 /// What one waste table now holds for the payer-period.

@@ -77,10 +77,14 @@ pub(super) async fn save(
         ],
     )
     .map_err(|e| PayerTableError(e.to_string()))?;
+    let rows = SessionContext::new()
+        .read_batch(batch)
+        .map_err(|e| PayerTableError(e.to_string()))?
+        .into_unoptimized_plan();
     delta::replace_where(
         dir,
         PAYER_CONFIG,
-        batch,
+        rows,
         col("payer_id").eq(lit(payer.as_str())),
         &["payer_id"],
     )

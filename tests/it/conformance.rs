@@ -70,14 +70,16 @@ async fn suite(subject: Subject) {
     payer_table_holds_what_was_written(&subject).await;
     nothing_is_read_before_the_first_analysis(&subject).await;
 
-    let first = subject.deliver(1, FIRST_SEED).await;
+    let first = subject.deliver(1, FIRST_SEED, 1).await;
     let (totals, during) = subject.analyse().await;
     the_run_reports_the_truth(&subject, &totals, &first);
     the_payer_month_is_held_once(&subject, &first).await;
     breakdown_matches_the_truth(&subject, &first).await;
     last_processed_is_the_run(&subject, during).await;
 
-    let restated = subject.deliver(2, RESTATED_SEED).await;
+    // The restatement also brings a second set of commitments: twice the rows in every
+    // intermediate and final table, and commitments the first delivery did not have.
+    let restated = subject.deliver(2, RESTATED_SEED, 2).await;
     assert!(
         (restated.ri_cost - first.ri_cost).abs() > CENT
             && (restated.sp_cost - first.sp_cost).abs() > CENT,
@@ -480,14 +482,15 @@ impl Subject {
         }
     }
 
-    /// Generates delivery `delivery` of the payer's July with `seed` and stages it as sync
-    /// does: the staged folder then holds exactly that delivery's data files. Returns its
-    /// ground truth.
-    async fn deliver(&self, delivery: u32, seed: u64) -> Truth {
+    /// Generates delivery `delivery` of the payer's July with `seed` and `commitment_sets`
+    /// sets of commitments, and stages it as sync does: the staged folder then holds exactly
+    /// that delivery's data files. Returns its ground truth.
+    async fn deliver(&self, delivery: u32, seed: u64, commitment_sets: u32) -> Truth {
         let mut options = GenerateOptions::new(PAYER, 2025, 7);
         options.rows = 3_000;
         options.rows_per_file = 1_500;
         options.seed = seed;
+        options.commitment_sets = commitment_sets;
         options.delivery = delivery;
         let source = Path::from(format!("sources/payer-{PAYER}"));
         curflow::generate::generate(Arc::clone(&self.store), &source, &options)

@@ -301,7 +301,8 @@ impl Warehouse for Snowflake {
         // Snowflake infers the schema itself; curflow reads the files' footers first so that
         // an empty or unreadable file, or one without a column the analytics read, is
         // refused, naming it, and a layout's tag columns can be mapped.
-        let schema = inspect::staged_files(staged, &ParquetFormat::default())
+        let state = datafusion::prelude::SessionContext::new().state();
+        let schema = inspect::staged_files(staged, &ParquetFormat::default(), &state)
             .await
             .map_err(|reason| staged.register_failed(reason))?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
