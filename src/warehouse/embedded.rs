@@ -95,9 +95,10 @@ impl Embedded {
         self
     }
 
-    /// The analytics' joins, aggregations and sorts hold at most `bytes` between them,
-    /// spilling to the OS's temporary directory beyond: a larger month is slower, not an
-    /// out-of-memory kill.
+    /// The analytics' joins, aggregations and sorts hold at most `bytes` between them.
+    /// Aggregations and sorts spill to the OS's temporary directory beyond it, so a larger
+    /// month is slower, not an out-of-memory kill; a hash join cannot spill, and one that
+    /// needs more fails its statement with an error that says to raise the limit.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self
