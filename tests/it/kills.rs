@@ -33,7 +33,10 @@ async fn runs_killed_at_random_moments_never_show_readers_a_mix_and_then_converg
             fleet.deliver(payer, period).await;
         }
         let delay = Duration::from_millis(50 + next(&mut seed) % LONGEST);
+        // A killed run leaves its analytics' scratch folder in TMPDIR, as DataFusion's
+        // spill files would be: the test's folder, removed with it.
         let mut child = curflow_s3(fleet.dir.path(), &fleet.ep, &fleet.args())
+            .env("TMPDIR", fleet.dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
