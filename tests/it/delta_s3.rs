@@ -237,7 +237,9 @@ fn run_killed_at_commit(dir: &Path, ep: &str, config: &str, payer: &str, table: 
             ..Faults::default()
         },
     );
+    // The killed run's analytics scratch folder stays in TMPDIR: the test's folder.
     let child = curflow_s3(dir, &proxy.endpoint, &run_args(config, &[payer]))
+        .env("TMPDIR", dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
