@@ -182,12 +182,7 @@ impl Embedded {
         staged: &StagedPeriod,
         processed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Tally, WarehouseError> {
-        let fail = |reason: String| WarehouseError::Publish {
-            table: table.name,
-            payer: staged.payer.clone(),
-            period: staged.period,
-            reason,
-        };
+        let fail = |reason: String| staged.publish_failed(table.name, reason);
         let conformed =
             Conformed::rows(table, rows, processed_at).map_err(|e| fail(e.to_string()))?;
         let tally = Tally::of(table, conformed.clone())
@@ -350,16 +345,6 @@ fn newest_timestamp(batches: &[RecordBatch]) -> Option<chrono::DateTime<chrono::
         return None;
     }
     chrono::DateTime::from_timestamp_micros(micros.value(0))
-}
-
-/// The exact sum of a Float64 column over `rows`, streamed.
-async fn exact_total(rows: DataFrame, column: &str) -> datafusion::error::Result<f64> {
-    let mut total = ExactSum::default();
-    let mut batches = rows.select(vec![col(column)])?.execute_stream().await?;
-    while let Some(batch) = batches.try_next().await? {
-        total.extend(floats(&batch, column));
-    }
-    Ok(total.total())
 }
 
 fn mismatches(batch: &RecordBatch) -> Vec<Mismatch> {
@@ -531,10 +516,14 @@ impl WasteReader for Embedded {
             };
             // The total as the run's summary computed it (same rows, same order-free sum),
             // so that the report and the summary never differ in the last cent.
-            let total = exact_total(rows.clone(), UNUSED_COST)
+            let costs = rows
+                .clone()
+                .select(vec![col(UNUSED_COST)])
+                .map_err(read_failed(table))?;
+            let held = Tally::of(final_table, costs)
                 .await
                 .map_err(read_failed(table))?;
-            out.set_total(kind, total);
+            out.set_total(kind, held.unused_cost.total());
             let by_arn = grouped(vec![arn]).await.map_err(read_failed(table))?;
             for (name, cost) in text_and_cost(&by_arn) {
                 out.add_commitment(kind, name, cost);
@@ -734,12 +723,7 @@ impl Warehouse for Embedded {
         for final_table in &FINAL_TABLES {
             let none = ctx
                 .read_batch(RecordBatch::new_empty(final_table.schema()))
-                .map_err(|e| WarehouseError::Publish {
-                    table: final_table.name,
-                    payer: staged.payer.clone(),
-                    period: staged.period,
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| staged.publish_failed(final_table.name, e.to_string()))?;
             self.publish(final_table, none, staged, processed_at)
                 .await?;
         }

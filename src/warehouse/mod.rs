@@ -145,6 +145,16 @@ impl StagedPeriod {
         }
     }
 
+    /// The error for a final table the payer-period could not be published to.
+    pub(crate) fn publish_failed(&self, table: &'static str, reason: String) -> WarehouseError {
+        WarehouseError::Publish {
+            table,
+            payer: self.payer.clone(),
+            period: self.period,
+            reason,
+        }
+    }
+
     /// The renderer's values for this payer-period.
     pub fn params(&self, application_tag: &str) -> Params {
         Params {
